@@ -1,0 +1,400 @@
+/**
+ * AMQP field tables and field arrays, with RabbitMQ's type codes.
+ *
+ * The 0-9-1 spec's own table of field types disagrees with every broker; RabbitMQ publishes an errata
+ * (https://www.rabbitmq.com/amqp-0-9-1-errata.html#section_3) and that is what is on the wire:
+ *
+ *   t bool · b int8 · B uint8 · s int16 · u uint16 · I int32 · i uint32 · l int64 · f float · d double ·
+ *   D decimal · S longstr · x byte array · A array · T timestamp · F table · V void
+ *
+ * Decoding maps each to a plain JavaScript value (integers to `number`, int64 beyond 2^53 to `bigint`, `S` to
+ * a string when it is valid UTF-8 and to bytes otherwise, `T` to a Date, `D` to a {@link Decimal}, `V` to
+ * null). Encoding picks the natural code for a plain value (see {@link encodeFieldValue}); a
+ * {@link TypedField} forces a specific one, so any table the broker sends can be written back as it came.
+ *
+ * Tables decode into objects with no prototype, so a key such as `__proto__` stays an ordinary key. Nesting
+ * is capped at {@link MAX_NESTING} levels both ways: a hostile table cannot exhaust the stack, and a cyclic
+ * object cannot hang the encoder.
+ */
+import type { Cursor } from "../cursor.ts";
+import { DecodeError, EncodeError } from "../errors.ts";
+import { f32, f64, i16, i32, i64, i8, type Int64, shortString, takeBytes, u16, u32, u64, u8 } from "../parsers.ts";
+import { decodeUtf8 } from "../utf8.ts";
+import type { Writer } from "../writer.ts";
+
+/** How deep tables and arrays may nest inside one another. */
+export const MAX_NESTING = 64;
+
+/** An AMQP decimal: `value / 10^scale`. */
+export class Decimal {
+  readonly scale: number;
+  readonly value: number;
+  /** @example new Decimal(2, 314); // 3.14 */
+  constructor(scale: number, value: number) {
+    this.scale = scale;
+    this.value = value;
+  }
+}
+
+/** RabbitMQ's field type codes. */
+export type FieldType = "t" | "b" | "B" | "s" | "u" | "I" | "i" | "l" | "f" | "d" | "D" | "S" | "x" | "A" | "T" | "F" | "V";
+
+/**
+ * A value with an explicit wire type, for when the natural choice is not the one wanted (say an int8, or a
+ * float32). Use the {@link field} helpers to make one.
+ */
+export class TypedField {
+  readonly type: FieldType;
+  readonly value: FieldValue;
+  constructor(type: FieldType, value: FieldValue) {
+    this.type = type;
+    this.value = value;
+  }
+}
+
+/** What a table or array may hold. */
+export type FieldValue =
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | Date
+  | Decimal
+  | TypedField
+  | FieldTable
+  | FieldValue[]
+  | null
+  | undefined;
+
+/** A field table: string keys (at most 255 bytes of UTF-8) to field values. */
+export interface FieldTable {
+  [key: string]: FieldValue;
+}
+
+/**
+ * Helpers that pin a value's wire type.
+ * @example encodeFieldTable(w, { retries: field.int8(3), ratio: field.float(0.5) });
+ */
+export const field = {
+  bool: (v: boolean) => new TypedField("t", v),
+  int8: (v: number) => new TypedField("b", v),
+  uint8: (v: number) => new TypedField("B", v),
+  int16: (v: number) => new TypedField("s", v),
+  uint16: (v: number) => new TypedField("u", v),
+  int32: (v: number) => new TypedField("I", v),
+  uint32: (v: number) => new TypedField("i", v),
+  int64: (v: Int64) => new TypedField("l", v),
+  float: (v: number) => new TypedField("f", v),
+  double: (v: number) => new TypedField("d", v),
+  longstr: (v: string | Uint8Array) => new TypedField("S", v),
+  bytes: (v: Uint8Array) => new TypedField("x", v),
+  /** Seconds since the epoch (AMQP timestamps have no finer resolution). */
+  timestamp: (seconds: Int64) => new TypedField("T", seconds),
+  void: () => new TypedField("V", null),
+} as const;
+
+// ---------------------------------------------------------------------------------------------------------
+// Decoding
+
+/**
+ * Reads a field table: a 32-bit byte length, then key/type/value entries filling exactly that many bytes.
+ * @example
+ * decodeFieldTable(new Cursor(new Uint8Array([0, 0, 0, 6, 1, 97, 116, 1]))); // wrong length → DecodeError
+ * decodeFieldTable(new Cursor(new Uint8Array([0, 0, 0, 4, 1, 97, 116, 1]))); // { a: true }
+ */
+export function decodeFieldTable(c: Cursor): FieldTable {
+  return decodeTable(c, 0);
+}
+
+/**
+ * Reads a field array: a 32-bit byte length, then type/value pairs filling exactly that many bytes.
+ * @example decodeFieldArray(new Cursor(new Uint8Array([0, 0, 0, 2, 98, 0xff]))); // [-1]
+ */
+export function decodeFieldArray(c: Cursor): FieldValue[] {
+  return decodeArray(c, 0);
+}
+
+function windowEnd(c: Cursor, what: string): number {
+  const n = u32(c);
+  const end = c.pos + n;
+  if (end > c.end) {
+    throw new DecodeError("TRUNCATED", `Cannot decode ${what}: it declares ${n} bytes but ${c.end - c.pos} remain`);
+  }
+  return end;
+}
+
+function decodeTable(c: Cursor, depth: number): FieldTable {
+  if (depth >= MAX_NESTING) throw new DecodeError("NESTING", `Cannot decode field table: nesting deeper than ${MAX_NESTING}`);
+  const end = windowEnd(c, "field table");
+  const outerEnd = c.end;
+  c.end = end; // entries may not read past the table's own length
+  const table: FieldTable = Object.create(null);
+  try {
+    while (c.pos < end) {
+      const key = shortString(c);
+      table[key] = decodeValue(c, depth);
+    }
+  } catch (e) {
+    throw truncatedInside(e, "field table");
+  } finally {
+    c.end = outerEnd;
+  }
+  return table;
+}
+
+function decodeArray(c: Cursor, depth: number): FieldValue[] {
+  if (depth >= MAX_NESTING) throw new DecodeError("NESTING", `Cannot decode field array: nesting deeper than ${MAX_NESTING}`);
+  const end = windowEnd(c, "field array");
+  const outerEnd = c.end;
+  c.end = end;
+  const out: FieldValue[] = [];
+  try {
+    while (c.pos < end) out.push(decodeValue(c, depth));
+  } catch (e) {
+    throw truncatedInside(e, "field array");
+  } finally {
+    c.end = outerEnd;
+  }
+  return out;
+}
+
+/** Running out of bytes inside a length-delimited table is malformed data, not a need for more input. */
+function truncatedInside(e: unknown, what: string): unknown {
+  if (e instanceof DecodeError) return e;
+  return new DecodeError("TRUNCATED", `Cannot decode ${what}: an entry runs past the end of the ${what}`);
+}
+
+function decodeValue(c: Cursor, depth: number): FieldValue {
+  const type = u8(c);
+  switch (type) {
+    case 0x74: // t
+      return u8(c) !== 0;
+    case 0x62: // b
+      return i8(c);
+    case 0x42: // B
+      return u8(c);
+    case 0x73: // s
+      return i16(c);
+    case 0x75: // u
+      return u16(c);
+    case 0x49: // I
+      return i32(c);
+    case 0x69: // i
+      return u32(c);
+    case 0x6c: // l
+      return i64(c);
+    case 0x66: // f
+      return f32(c);
+    case 0x64: // d
+      return f64(c);
+    case 0x44: {
+      // D: scale octet, then an unsigned 32-bit value
+      const scale = u8(c);
+      return new Decimal(scale, u32(c));
+    }
+    case 0x53: {
+      // S: RabbitMQ does not promise UTF-8 here; keep undecodable content as bytes rather than lose it
+      const n = u32(c);
+      c.need(n);
+      try {
+        const s = decodeUtf8(c.bytes, c.pos, c.pos + n);
+        c.pos += n;
+        return s;
+      } catch {
+        return new TypedField("S", takeBytes(c, n));
+      }
+    }
+    case 0x78: // x
+      return takeBytes(c, u32(c));
+    case 0x41: // A
+      return decodeArray(c, depth + 1);
+    case 0x54: {
+      // T: seconds since the epoch
+      const seconds = u64(c);
+      if (typeof seconds === "number" && seconds <= 8.64e12) return new Date(seconds * 1000);
+      return new TypedField("T", seconds); // beyond what a Date can hold
+    }
+    case 0x46: // F
+      return decodeTable(c, depth + 1);
+    case 0x56: // V
+      return null;
+    default:
+      throw new DecodeError("FIELD_TYPE", `Cannot decode field value: unknown type code 0x${type.toString(16).padStart(2, "0")}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Encoding
+
+/**
+ * Writes a field table with its 32-bit length (reserved first, patched after the entries). Keys whose value
+ * is `undefined` are left out; `null` is written as void.
+ * @example
+ * const w = new Writer(); encodeFieldTable(w, { a: true }); w.finish(); // [0, 0, 0, 4, 1, 97, 116, 1]
+ */
+export function encodeFieldTable(w: Writer, t: FieldTable): void {
+  encodeTable(w, t, 0);
+}
+
+/** Writes a field array with its 32-bit length. */
+export function encodeFieldArray(w: Writer, a: readonly FieldValue[]): void {
+  encodeArray(w, a, 0);
+}
+
+function encodeTable(w: Writer, t: FieldTable, depth: number): void {
+  if (depth >= MAX_NESTING) throw new EncodeError(`Cannot encode field table: nesting deeper than ${MAX_NESTING}`);
+  const at = w.reserve(4);
+  const keys = Object.keys(t);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const v = t[key];
+    if (v === undefined) continue;
+    w.shortString(key);
+    encodeValue(w, v, depth);
+  }
+  w.patchU32(at, w.length - at - 4);
+}
+
+function encodeArray(w: Writer, a: readonly FieldValue[], depth: number): void {
+  if (depth >= MAX_NESTING) throw new EncodeError(`Cannot encode field array: nesting deeper than ${MAX_NESTING}`);
+  const at = w.reserve(4);
+  for (let i = 0; i < a.length; i++) encodeValue(w, a[i], depth);
+  w.patchU32(at, w.length - at - 4);
+}
+
+/**
+ * Writes one type octet and value. The natural codes: boolean → t; integer in int32 → I; other safe integer
+ * → l; other number → d; bigint → l; string → S; Uint8Array → x; Date → T (whole seconds); Decimal → D;
+ * array → A; object → F; null/undefined → V. A {@link TypedField} writes the code it names.
+ */
+export function encodeFieldValue(w: Writer, v: FieldValue): void {
+  encodeValue(w, v, 0);
+}
+
+function encodeValue(w: Writer, v: FieldValue, depth: number): void {
+  switch (typeof v) {
+    case "boolean":
+      w.u8(0x74);
+      w.u8(v ? 1 : 0);
+      return;
+    case "number":
+      if (Number.isInteger(v) && !Object.is(v, -0)) {
+        if (v >= -0x8000_0000 && v <= 0x7fff_ffff) {
+          w.u8(0x49);
+          w.i32(v);
+        } else if (Number.isSafeInteger(v)) {
+          w.u8(0x6c);
+          w.i64(v);
+        } else {
+          w.u8(0x64);
+          w.f64(v);
+        }
+      } else {
+        w.u8(0x64);
+        w.f64(v);
+      }
+      return;
+    case "bigint":
+      w.u8(0x6c);
+      w.i64(v);
+      return;
+    case "string":
+      w.u8(0x53);
+      w.longString(v);
+      return;
+    case "undefined":
+      w.u8(0x56);
+      return;
+    case "object":
+      if (v === null) w.u8(0x56);
+      else if (v instanceof Uint8Array) {
+        w.u8(0x78);
+        w.longBytes(v);
+      } else if (Array.isArray(v)) {
+        w.u8(0x41);
+        encodeArray(w, v, depth + 1);
+      } else if (v instanceof Date) {
+        const ms = v.getTime();
+        if (Number.isNaN(ms) || ms < 0) throw new EncodeError("Cannot encode field value: a timestamp must be a valid date after 1970");
+        w.u8(0x54);
+        w.u64(Math.floor(ms / 1000));
+      } else if (v instanceof Decimal) {
+        w.u8(0x44);
+        encodeDecimal(w, v);
+      } else if (v instanceof TypedField) {
+        encodeTyped(w, v, depth);
+      } else {
+        w.u8(0x46);
+        encodeTable(w, v as FieldTable, depth + 1);
+      }
+      return;
+    default:
+      throw new EncodeError(`Cannot encode field value of type ${typeof v}`);
+  }
+}
+
+function encodeDecimal(w: Writer, d: Decimal): void {
+  if (!isIntIn(d.scale, 0, 0xff) || !isIntIn(d.value, 0, 0xffff_ffff)) {
+    throw new EncodeError(`Cannot encode decimal: scale ${d.scale} or value ${d.value} out of range`);
+  }
+  w.u8(d.scale);
+  w.u32(d.value);
+}
+
+function isIntIn(v: unknown, lo: number, hi: number): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
+}
+
+function intOf(f: TypedField, lo: number, hi: number): number {
+  if (!isIntIn(f.value, lo, hi)) throw new EncodeError(`Cannot encode ${String(f.value)} as field type '${f.type}'`);
+  return f.value;
+}
+
+function encodeTyped(w: Writer, f: TypedField, depth: number): void {
+  const v = f.value;
+  w.u8(f.type.charCodeAt(0));
+  switch (f.type) {
+    case "t":
+      if (typeof v !== "boolean") throw new EncodeError(`Cannot encode ${String(v)} as field type 't'`);
+      return w.u8(v ? 1 : 0);
+    case "b":
+      return w.i8(intOf(f, -0x80, 0x7f));
+    case "B":
+      return w.u8(intOf(f, 0, 0xff));
+    case "s":
+      return w.i16(intOf(f, -0x8000, 0x7fff));
+    case "u":
+      return w.u16(intOf(f, 0, 0xffff));
+    case "I":
+      return w.i32(intOf(f, -0x8000_0000, 0x7fff_ffff));
+    case "i":
+      return w.u32(intOf(f, 0, 0xffff_ffff));
+    case "l":
+    case "T":
+      if (typeof v !== "number" && typeof v !== "bigint") throw new EncodeError(`Cannot encode ${String(v)} as field type '${f.type}'`);
+      return f.type === "l" ? w.i64(v) : w.u64(v);
+    case "f":
+    case "d":
+      if (typeof v !== "number") throw new EncodeError(`Cannot encode ${String(v)} as field type '${f.type}'`);
+      return f.type === "f" ? w.f32(v) : w.f64(v);
+    case "D":
+      if (!(v instanceof Decimal)) throw new EncodeError("Cannot encode field type 'D': the value must be a Decimal");
+      return encodeDecimal(w, v);
+    case "S":
+    case "x":
+      if (typeof v === "string") return w.longString(v);
+      if (v instanceof Uint8Array) return w.longBytes(v);
+      throw new EncodeError(`Cannot encode ${String(v)} as field type '${f.type}'`);
+    case "A":
+      if (!Array.isArray(v)) throw new EncodeError("Cannot encode field type 'A': the value must be an array");
+      return encodeArray(w, v, depth + 1);
+    case "F":
+      if (typeof v !== "object" || v === null || Array.isArray(v)) throw new EncodeError("Cannot encode field type 'F': the value must be an object");
+      return encodeTable(w, v as FieldTable, depth + 1);
+    case "V":
+      return;
+    default:
+      throw new EncodeError(`Cannot encode unknown field type '${String(f.type)}'`);
+  }
+}
