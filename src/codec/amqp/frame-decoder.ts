@@ -11,7 +11,7 @@
  */
 import { Cursor } from "../cursor.ts";
 import { DecodeError } from "../errors.ts";
-import { decodeFramePayload, type Frame, FRAME_END, FRAME_HEADER_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER } from "./frames.ts";
+import { decodeFramePayload, type Frame, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD, FRAME_HEADER_SIZE, FRAME_OVERHEAD, PROTOCOL_HEADER } from "./frames.ts";
 
 /** The frame_max used until one is negotiated: the client's default request (spec requires ≥ 4096). */
 export const DEFAULT_FRAME_MAX = 131072;
@@ -84,6 +84,10 @@ export class FrameDecoder {
     }
     const type = head[at]!;
     if (type === PROTOCOL_HEADER[0]) return this.protocolHeader();
+    if (type !== FRAME_METHOD && type !== FRAME_HEADER && type !== FRAME_BODY && type !== FRAME_HEARTBEAT) {
+      // Say so now: waiting for the "size" of something that is not AMQP would only stall.
+      throw new DecodeError("FRAME_TYPE", `Cannot decode frame: unknown frame type ${type} — is the peer an AMQP 0-9-1 server?`);
+    }
     const channel = (head[at + 1]! << 8) | head[at + 2]!;
     const size = ((head[at + 3]! << 24) >>> 0) + ((head[at + 4]! << 16) | (head[at + 5]! << 8) | head[at + 6]!);
     const frameSize = size + FRAME_OVERHEAD;
