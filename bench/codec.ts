@@ -498,12 +498,14 @@ interface Library {
   decode: (chunk: Buffer) => Decoded;
 }
 
-const libraries: Library[] = [
+const allLibraries: Library[] = [
   { name: "warren", encode: warrenEncoder(), decode: warrenDecoder() },
   { name: "amqplib", encode: amqplibEncoder(), decode: amqplibDecoder() },
   { name: "@cloudamqp/amqp-client", encode: cloudamqpEncoder(), decode: cloudamqpDecoder() },
 ];
 
+const only = process.env["BENCH_ONLY"];
+const libraries = only ? allLibraries.filter((l) => l.name === only) : allLibraries;
 const reference = Buffer.from(libraries[0]!.encode());
 for (const lib of libraries) {
   const own = Buffer.from(lib.encode());
