@@ -1,7 +1,7 @@
 /**
  * warren — an AMQP 0-9-1 client for RabbitMQ in pure TypeScript.
  *
- * The root entry point. Until the client lands it re-exports the codec; `warren/codec` is the codec's own
- * entry point and stays so.
+ * The root entry point for Node (and the default): `connect` over node:net / node:tls. Other runtimes get
+ * their own transport through package.json's conditional exports.
  */
-export * from "./codec/index.ts";
+export * from "./adapters/node.ts";

@@ -1,0 +1,90 @@
+/**
+ * The Node.js transport: TCP (node:net), TLS (node:tls) and unix sockets, and `connect` bound to it.
+ *
+ * Thin by design: socket bytes go to the client untouched, writes go to the socket with Node's own
+ * backpressure (`write()` returning false, then 'drain'), Nagle is off (TCP_NODELAY) because the client
+ * already coalesces a turn's frames into one write. No frame parsing here.
+ */
+import * as net from "node:net";
+import * as tls from "node:tls";
+import { performance } from "node:perf_hooks";
+import { connectWith, type Connection } from "../client/connection.ts";
+import { TransportError } from "../client/errors.ts";
+import { type ConnectOptions, isIpAddress, type ResolvedConnectOptions } from "../client/options.ts";
+import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
+
+function toNode(v: string | Uint8Array): string | Buffer {
+  return typeof v === "string" ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function openSocket(o: ResolvedConnectOptions): net.Socket {
+  if (o.socketPath !== undefined) return net.connect({ path: o.socketPath });
+  if (!o.tls) return net.connect({ host: o.hostname, port: o.port });
+  const t = o.tlsOptions;
+  const servername = t.servername ?? (isIpAddress(o.hostname) ? undefined : o.hostname);
+  return tls.connect({
+    host: o.hostname,
+    port: o.port,
+    ...(servername !== undefined && { servername }),
+    ...(t.ca !== undefined && { ca: Array.isArray(t.ca) ? t.ca.map(toNode) : toNode(t.ca) }),
+    ...(t.cert !== undefined && { cert: toNode(t.cert) }),
+    ...(t.key !== undefined && { key: toNode(t.key) }),
+    ...(t.passphrase !== undefined && { passphrase: t.passphrase }),
+    // Verification is on unless explicitly turned off; Node then also checks the host name.
+    rejectUnauthorized: t.verify !== false,
+  });
+}
+
+/** Opens a socket and wraps it as a Transport. */
+export function nodeTransport(o: ResolvedConnectOptions, h: TransportHandlers): Promise<Transport> {
+  return new Promise((resolve, reject) => {
+    const socket = openSocket(o);
+    let connected = false;
+    socket.setNoDelay(true);
+    socket.once(o.tls ? "secureConnect" : "connect", () => {
+      connected = true;
+      resolve(transport);
+    });
+    socket.on("data", (chunk: Buffer) => h.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+    socket.on("drain", () => h.onDrain());
+    let failure: unknown;
+    socket.on("error", (e) => {
+      failure = e;
+      if (!connected) reject(new TransportError(`Could not connect to ${where(o)}: ${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`.replace(/:  /, ": "), { cause: e }));
+    });
+    socket.on("close", () => {
+      if (connected) h.onClose(failure);
+    });
+    const transport: Transport = {
+      write: (bytes) => socket.write(bytes),
+      get bufferedAmount() {
+        return socket.writableLength;
+      },
+      end: () => socket.end(),
+      destroy: () => socket.destroy(),
+      pauseReading: (paused) => (paused ? socket.pause() : socket.resume()),
+    };
+  });
+}
+
+function where(o: ResolvedConnectOptions): string {
+  return o.socketPath !== undefined ? `unix:${o.socketPath}` : `${o.hostname}:${o.port}`;
+}
+
+export const nodeRuntime: Runtime = {
+  connect: nodeTransport,
+  now: () => performance.now(),
+  defer: (fn) => setImmediate(fn),
+  platform: `Node.js ${process.version}`,
+};
+
+/**
+ * Connects to RabbitMQ.
+ * @example
+ * const conn = await connect("amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=30");
+ */
+export function connect(url?: string | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
+  return connectWith(nodeRuntime, url, options);
+}
+
+export * from "../client/index.ts";

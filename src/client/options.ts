@@ -1,0 +1,195 @@
+/**
+ * Connection options: the RabbitMQ URI (https://www.rabbitmq.com/docs/uri-spec and uri-query-parameters)
+ * and the equivalent options object, resolved into one shape.
+ *
+ * The password is kept out of every string this module makes: `redactUrl` shows it as "***", and nothing
+ * here puts it in an error message.
+ */
+import type { SaslMechanism } from "../machine/options.ts";
+import type { FieldTable } from "../codec/amqp/field-table.ts";
+import { UsageError } from "./errors.ts";
+
+export interface TlsOptions {
+  /** PEM CA certificate(s) to trust instead of the runtime's default store. */
+  ca?: string | Uint8Array | (string | Uint8Array)[];
+  /** PEM client certificate, for mutual TLS / EXTERNAL authentication. */
+  cert?: string | Uint8Array;
+  /** PEM private key of the client certificate. */
+  key?: string | Uint8Array;
+  passphrase?: string;
+  /** Name to verify the server certificate against and send as SNI. Default: the host, unless it is an IP. */
+  servername?: string;
+  /** Verify the server's certificate and host name. Default true; only an explicit `false` turns it off. */
+  verify?: boolean;
+}
+
+export interface ConnectOptions {
+  /** "amqp:" or "amqps:". Default "amqp:". */
+  protocol?: "amqp:" | "amqps:";
+  hostname?: string;
+  /** Default 5672, or 5671 for amqps. */
+  port?: number;
+  /** A unix socket path (Node, Deno, Bun); host and port are then ignored. */
+  socketPath?: string;
+  username?: string;
+  password?: string;
+  vhost?: string;
+  /** Heartbeat interval in seconds; 0 turns heartbeats off. Default 60. */
+  heartbeat?: number;
+  frameMax?: number;
+  channelMax?: number;
+  /** Milliseconds allowed for TCP, TLS and the AMQP handshake together. Default 30000. */
+  connectionTimeout?: number;
+  authMechanism?: SaslMechanism;
+  /** Shown in the RabbitMQ management UI. */
+  connectionName?: string;
+  clientProperties?: FieldTable;
+  tls?: TlsOptions;
+  /** Largest message body accepted, in bytes. Default 128 MiB. */
+  maxBodySize?: number;
+  /** Bytes buffered for the socket above which publishing waits. Default 1 MiB. */
+  writeHighWaterMark?: number;
+}
+
+export interface ResolvedConnectOptions {
+  readonly tls: boolean;
+  readonly hostname: string;
+  readonly port: number;
+  readonly socketPath: string | undefined;
+  readonly username: string;
+  readonly password: string;
+  readonly vhost: string;
+  readonly heartbeat: number | undefined;
+  readonly frameMax: number | undefined;
+  readonly channelMax: number | undefined;
+  readonly connectionTimeout: number;
+  readonly authMechanism: SaslMechanism | undefined;
+  readonly connectionName: string | undefined;
+  readonly clientProperties: FieldTable;
+  readonly tlsOptions: TlsOptions;
+  readonly maxBodySize: number | undefined;
+  readonly writeHighWaterMark: number;
+}
+
+const MECHANISMS: readonly SaslMechanism[] = ["PLAIN", "AMQPLAIN", "EXTERNAL"];
+
+/** Query parameters, by their snake_case URI name; camelCase spellings are accepted too. */
+const QUERY: Record<string, keyof ConnectOptions> = {
+  heartbeat: "heartbeat",
+  frame_max: "frameMax",
+  channel_max: "channelMax",
+  connection_timeout: "connectionTimeout",
+  auth_mechanism: "authMechanism",
+  connection_name: "connectionName",
+  max_body_size: "maxBodySize",
+};
+
+function camelToSnake(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function decode(part: string, what: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new UsageError(`Invalid AMQP URI: the ${what} is not valid percent-encoding`);
+  }
+}
+
+function intParam(name: string, value: string): number {
+  if (!/^\d+$/.test(value)) throw new UsageError(`Invalid AMQP URI: ${name} must be a whole number, not "${value}"`);
+  return Number(value);
+}
+
+/**
+ * Parses an AMQP URI into options.
+ * @example parseUrl("amqps://u:p%40ss@rabbit.example/%2f?heartbeat=10&frame_max=65536")
+ *   // { protocol: "amqps:", hostname: "rabbit.example", port: 5671, username: "u", password: "p@ss", vhost: "/", heartbeat: 10, frameMax: 65536 }
+ */
+export function parseUrl(url: string): ConnectOptions {
+  // Parse the authority by hand: URL() would also accept and "fix" malformed input silently.
+  const m = /^(amqps?):\/\/(?:([^@/?#]*)@)?(\[[^\]]*\]|[^:/?#]*)(?::(\d*))?(\/[^?#]*)?(?:\?([^#]*))?(?:#.*)?$/i.exec(url.trim());
+  if (!m) throw new UsageError(`Invalid AMQP URI: expected amqp://user:password@host:port/vhost?options, got ${redactUrl(url)}`);
+  const [, scheme, userinfo, host, port, path, query] = m;
+  const protocol = (scheme!.toLowerCase() + ":") as "amqp:" | "amqps:";
+  const out: ConnectOptions = { protocol };
+  if (host) out.hostname = host.startsWith("[") ? host.slice(1, -1) : decode(host, "host");
+  if (port) out.port = intParam("port", port);
+  if (userinfo !== undefined) {
+    const colon = userinfo.indexOf(":");
+    out.username = decode(colon < 0 ? userinfo : userinfo.slice(0, colon), "user name");
+    if (colon >= 0) out.password = decode(userinfo.slice(colon + 1), "password");
+  }
+  // The vhost is the path without its leading slash, percent-decoded: "/%2f" is "/", "/prod" is "prod".
+  // No path, or a bare "/", means the default vhost "/".
+  if (path !== undefined && path.length > 1) {
+    const vhost = path.slice(1);
+    if (vhost.includes("/")) throw new UsageError(`Invalid AMQP URI: a "/" in the vhost must be written %2f`);
+    out.vhost = decode(vhost, "vhost");
+  }
+  if (query) {
+    for (const pair of query.split("&")) {
+      if (!pair) continue;
+      const eq = pair.indexOf("=");
+      const rawKey = decode(eq < 0 ? pair : pair.slice(0, eq), "query");
+      const value = decode(eq < 0 ? "" : pair.slice(eq + 1).replace(/\+/g, " "), "query");
+      const key = QUERY[rawKey] ?? QUERY[camelToSnake(rawKey)];
+      if (key === undefined) continue; // unknown parameters are ignored, as RabbitMQ's own clients do
+      switch (key) {
+        case "authMechanism": {
+          const mech = value.toUpperCase() as SaslMechanism;
+          if (!MECHANISMS.includes(mech)) throw new UsageError(`Invalid AMQP URI: auth_mechanism must be one of ${MECHANISMS.join(", ")}`);
+          out.authMechanism = mech;
+          break;
+        }
+        case "connectionName":
+          out.connectionName = value;
+          break;
+        case "heartbeat":
+        case "frameMax":
+        case "channelMax":
+        case "connectionTimeout":
+        case "maxBodySize":
+          out[key] = intParam(rawKey, value);
+          break;
+      }
+    }
+  }
+  return out;
+}
+
+/** The URI with its password replaced by "***". */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^@/?#]*@/i, "$1***@");
+}
+
+/** Merges a URI (if any) and an options object (which wins), and fills in defaults. */
+export function resolveConnectOptions(url: string | undefined, options: ConnectOptions = {}): ResolvedConnectOptions {
+  const fromUrl = url ? parseUrl(url) : {};
+  const o: ConnectOptions = { ...fromUrl, ...options };
+  const tls = (o.protocol ?? "amqp:") === "amqps:";
+  return {
+    tls,
+    hostname: o.hostname || "127.0.0.1",
+    port: o.port ?? (tls ? 5671 : 5672),
+    socketPath: o.socketPath,
+    username: o.username ?? "guest",
+    password: o.password ?? "guest",
+    vhost: o.vhost ?? "/",
+    heartbeat: o.heartbeat,
+    frameMax: o.frameMax,
+    channelMax: o.channelMax,
+    connectionTimeout: o.connectionTimeout ?? 30_000,
+    authMechanism: o.authMechanism,
+    connectionName: o.connectionName,
+    clientProperties: o.clientProperties ?? {},
+    tlsOptions: o.tls ?? {},
+    maxBodySize: o.maxBodySize,
+    writeHighWaterMark: o.writeHighWaterMark ?? 1024 * 1024,
+  };
+}
+
+/** True for an IPv4 or IPv6 literal (which must not be sent as SNI). */
+export function isIpAddress(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+}
