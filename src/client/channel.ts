@@ -21,7 +21,8 @@ export interface ChannelHost {
   /** Runs a machine command, converting machine misuse errors into client errors. */
   command<T>(f: () => T): T;
   /** The request's reply, or its failure. */
-  waitReply(requestId: number, signal: AbortSignal | undefined): Promise<ReplyEvent>;
+  /** The request's reply, or its failure; `onReply` sees the reply synchronously (even after an abort). */
+  waitReply(requestId: number, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent>;
   /** Resolves when the transport can take more bytes (at once when it can). */
   writable(): Promise<void> | undefined;
   /** Whether writing is currently over the high-water mark. */
@@ -233,10 +234,23 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       noWait: false,
       arguments: o.arguments ?? {},
     };
-    const reply = await this.#request(method, o);
-    if (reply?.method.name !== "basic.consume-ok") throw new Error("unreachable: basic.consume answered by " + reply?.method.name);
-    const consumer = new Consumer(this, queue, reply.method.consumerTag, onMessage);
-    this.#consumers.set(consumer.consumerTag, consumer);
+    let consumer: Consumer | undefined;
+    // Register the consumer when consume-ok is dispatched, not when this function resumes: its first
+    // deliveries may arrive in the same read and would otherwise find no consumer (and be rejected, or lost
+    // with noAck).
+    const reply = await this.#request(method, o, (e) => {
+      if (e.method.name !== "basic.consume-ok") return;
+      const consumerTag = e.method.consumerTag;
+      if (o.signal?.aborted) {
+        // The application gave up waiting: do not leave a consumer running that nobody can see or cancel.
+        if (!this.#closed) this.#host.command(() => this.#host.machine.send(this.id, { name: "basic.cancel", classId: 60, methodId: 30, consumerTag, noWait: true }));
+        this.#host.scheduleFlush();
+        return;
+      }
+      consumer = new Consumer(this, queue, consumerTag, onMessage);
+      this.#consumers.set(consumerTag, consumer);
+    });
+    if (reply?.method.name !== "basic.consume-ok" || !consumer) throw new Error("unreachable: basic.consume answered by " + reply?.method.name);
     return consumer;
   }
 
@@ -266,20 +280,30 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     let seq: number;
     try {
       if (this.#closed) throw this.#closedError();
-      o.signal?.throwIfAborted();
+      if (o.signal?.aborted) throw new AbortError("basicPublish aborted before it was sent", { cause: o.signal.reason });
       const bytes = typeof body === "string" ? encodeUtf8(body) : body;
       const machine = this.#host.machine;
       seq = this.#host.command(() => machine.publish(this.id, exchange, routingKey, bytes, properties, o.mandatory ?? false, o.immediate ?? false));
     } catch (e) {
-      return Promise.reject(asAbort(e));
+      return Promise.reject(e);
     }
     this.#host.scheduleFlush();
     if (seq === 0) return this.#host.writable() ?? RESOLVED;
+    const signal = o.signal;
     return new Promise<void>((resolve, reject) => {
-      this.#confirms.set(seq, { resolve, reject });
-      o.signal?.addEventListener("abort", () => {
+      if (!signal) {
+        this.#confirms.set(seq, { resolve, reject });
+        return;
+      }
+      const onAbort = () => {
         if (this.#confirms.delete(seq)) reject(new AbortError("basicPublish aborted before the broker confirmed it (the message may still arrive)"));
-      }, { once: true });
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      const done = () => signal.removeEventListener("abort", onAbort);
+      this.#confirms.set(seq, {
+        resolve: () => (done(), resolve()),
+        reject: (e) => (done(), reject(e)),
+      });
     });
   }
 
@@ -300,7 +324,10 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   /** basic.get: one message, or null when the queue is empty. */
   async basicGet(queue: string, o: { noAck?: boolean } & Signal = {}): Promise<Message | null> {
-    const reply = await this.#request({ name: "basic.get", classId: 60, methodId: 70, queue, noAck: o.noAck ?? false }, o);
+    const reply = await this.#request({ name: "basic.get", classId: 60, methodId: 70, queue, noAck: o.noAck ?? false }, o, (e) => {
+      // Aborted while the broker was answering: give the message back rather than leave it unacked.
+      if (o.signal?.aborted && !o.noAck && e.method.name === "basic.get-ok" && !this.#closed) this.basicReject(e.method.deliveryTag, true);
+    });
     const m = reply?.method;
     if (m?.name !== "basic.get-ok" || !reply?.message) return null;
     return new Message(this, reply.message.body, reply.message.properties, m.deliveryTag, m.redelivered, m.exchange, m.routingKey, "", m.messageCount);
@@ -439,9 +466,9 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   }
 
   /** Sends a synchronous method and waits for its reply; with noWait, sends it and resolves undefined. */
-  async #request(method: Method, o: Signal): Promise<ReplyEvent | undefined> {
+  async #request(method: Method, o: Signal, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent | undefined> {
     if (this.#closed) throw this.#closedError();
-    o.signal?.throwIfAborted();
+    if (o.signal?.aborted) throw new AbortError("operation aborted before it was sent", { cause: o.signal.reason });
     const machine = this.#host.machine;
     const noWait = (method as { noWait?: boolean }).noWait === true;
     if (noWait) {
@@ -451,7 +478,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     }
     const requestId = this.#host.command(() => machine.call(this.id, method));
     this.#host.scheduleFlush();
-    return this.#host.waitReply(requestId, o.signal);
+    return this.#host.waitReply(requestId, o.signal, onReply);
   }
 
   #send(method: Method): void {
@@ -463,8 +490,3 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 }
 
 const IGNORED_CONFIRM: PendingConfirm = { resolve() {}, reject() {} };
-
-function asAbort(e: unknown): unknown {
-  if (e instanceof Error && e.name === "AbortError" && !(e instanceof AbortError)) return new AbortError("operation aborted", { cause: e });
-  return e;
-}
