@@ -93,6 +93,12 @@ export class ChannelState {
   settle(deliveryTag: Int64, multiple: boolean): number[] {
     const tag = Number(deliveryTag);
     const out: number[] = [];
+    if (multiple && tag === 0) {
+      // Spec (basic.ack): with multiple set, tag 0 means every outstanding message.
+      for (const seq of this.unconfirmed.keys()) out.push(seq);
+      this.unconfirmed.clear();
+      return out;
+    }
     if (!multiple) {
       if (this.unconfirmed.delete(tag)) out.push(tag);
       return out;

@@ -33,6 +33,7 @@ import { FrameDecoder } from "../codec/amqp/frame-decoder.ts";
 import { METHODS, type Method, type MethodInfo, type MethodName } from "../codec/amqp/methods.generated.ts";
 import type { BasicProperties } from "../codec/amqp/properties.ts";
 import { Writer } from "../codec/writer.ts";
+import { utf8Length } from "../codec/utf8.ts";
 import { ChannelState, type Outgoing } from "./channel.ts";
 import { UsageError } from "./errors.ts";
 import type { CloseReason, Message, MachineEvent, ReturnEvent } from "./events.ts";
@@ -72,8 +73,11 @@ const REPLY = { CHANNEL_ERROR: 504, UNEXPECTED_FRAME: 505, COMMAND_INVALID: 503,
 /** Announced to the broker as client property `version`. */
 export const WARREN_VERSION = "0.1.0";
 
-/** When a timer fires this much after a heartbeat deadline, input may be waiting: judge a little later. */
-const LATE_TIMER_MS = 1000;
+/**
+ * When a timer fires this much after the heartbeat deadline, the host was busy and input may be waiting
+ * behind the timer in the event loop: judge again this much later, after that input has been handled.
+ */
+const LATE_TIMER_MS = 100;
 
 /** warren's capabilities, announced in connection.start-ok (RabbitMQ's client capabilities). */
 const CAPABILITIES: FieldTable = {
@@ -131,6 +135,8 @@ export class ConnectionMachine {
   private heartbeatQueued = false;
   private handshakeDeadline: number | undefined;
   private closeDeadline: number | undefined;
+  /** A connection.close is queued; its close-ok deadline starts when it is transmitted. */
+  private closeDeadlinePending = false;
   /** A late heartbeat timer postpones judging the peer to this time. */
   private deadJudgedAt: number | undefined;
   private nextChannelHint = 1;
@@ -264,6 +270,10 @@ export class ConnectionMachine {
     if (this.out.length === 0) return undefined;
     this.lastSent = now;
     this.heartbeatQueued = false;
+    if (this.closeDeadlinePending) {
+      this.closeDeadlinePending = false;
+      this.closeDeadline = now + this.options.closeTimeout;
+    }
     return this.out.finish();
   }
 
@@ -295,7 +305,8 @@ export class ConnectionMachine {
   // Commands
 
   /**
-   * Opens a channel on the lowest free id. The request settles with channel.open-ok (or fails).
+   * Opens a channel on the next free id after the last one handed out (wrapping at channel_max), so a
+   * just-closed id is not reused at once. The request settles with channel.open-ok (or fails).
    * @example const { channel, requestId } = m.openChannel();
    */
   openChannel(): { channel: number; requestId: number } {
@@ -395,17 +406,13 @@ export class ConnectionMachine {
    * publishes fail when channel.close-ok arrives. The returned request settles with channel.close-ok.
    */
   closeChannel(channel: number, replyCode = 200, replyText = "Goodbye"): number {
+    this.assertOpen();
     const ch = this.channels.get(channel);
-    if (!ch || ch.lifecycle === "closing" || this.state !== "open") {
-      throw new UsageError("CHANNEL_CLOSED", `Cannot close channel ${channel}: it is not open`);
-    }
+    if (!ch || ch.lifecycle === "closing") throw new UsageError("CHANNEL_CLOSED", `Cannot close channel ${channel}: it is not open`);
+    checkReplyCode(replyCode);
     const why = reason("client", replyCode, replyText);
+    this.encodeOrThrow(channel, { name: "channel.close", classId: 20, methodId: 40, replyCode, replyText, failingClassId: 0, failingMethodId: 0 });
     const requestId = this.nextRequestId++;
-    try {
-      encodeMethodFrame(this.out, channel, { name: "channel.close", classId: 20, methodId: 40, replyCode, replyText, failingClassId: 0, failingMethodId: 0 });
-    } catch (e) {
-      throw this.usageFromEncode(e);
-    }
     this.failQueued(ch, why);
     ch.lifecycle = "closing";
     ch.closeRequestId = requestId;
@@ -419,6 +426,7 @@ export class ConnectionMachine {
    */
   close(replyCode = 200, replyText = "Goodbye"): void {
     if (this.state === "closing" || this.state === "closed") return;
+    checkReplyCode(replyCode);
     const why = reason("client", replyCode, replyText);
     if (this.state !== "open") {
       this.finish(why);
@@ -430,8 +438,8 @@ export class ConnectionMachine {
   /** connection.update-secret (e.g. a refreshed OAuth 2 token). The request settles with update-secret-ok. */
   updateSecret(newSecret: Uint8Array, reasonText: string): number {
     this.assertOpen();
+    this.encodeOrThrow(0, { name: "connection.update-secret", classId: 10, methodId: 70, newSecret, reason: reasonText });
     const requestId = this.nextRequestId++;
-    encodeMethodFrame(this.out, 0, { name: "connection.update-secret", classId: 10, methodId: 70, newSecret, reason: reasonText });
     this.secretRequests.push(requestId);
     return requestId;
   }
@@ -690,7 +698,7 @@ export class ConnectionMachine {
       // Too large to accept. Closing the channel makes the broker requeue it; nothing is lost or allocated.
       ch.assembly = undefined;
       if (ch.lifecycle !== "closing") {
-        const text = `message body of ${bodySize} bytes is over the ${this.options.maxBodySize}-byte limit (maxBodySize)`;
+        const text = `message body of ${bodySize} bytes is over the ${this.options.maxBodySize}-byte limit (maxBodySize)`; // < 255 bytes
         this.writeMethod(ch.id, { name: "channel.close", classId: 20, methodId: 40, replyCode: REPLY.CONTENT_TOO_LARGE, replyText: text, failingClassId: a.method.classId, failingMethodId: a.method.methodId });
         this.failQueued(ch, reason("protocol", REPLY.CONTENT_TOO_LARGE, text));
         ch.lifecycle = "closing";
@@ -841,11 +849,13 @@ export class ConnectionMachine {
   }
 
   private startClosing(why: CloseReason, replyCode: number, replyText: string, classId: number, methodId: number): void {
-    this.writeConnection({ name: "connection.close", classId: 10, methodId: 50, replyCode, replyText: replyText.slice(0, 255), failingClassId: classId, failingMethodId: methodId });
+    this.writeConnection({ name: "connection.close", classId: 10, methodId: 50, replyCode, replyText: truncateUtf8(replyText, 255), failingClassId: classId, failingMethodId: methodId });
     this.state = "closing";
     this.closeReason = why;
     this.handshakeDeadline = undefined;
-    this.closeDeadline = this.now + this.options.closeTimeout;
+    // Commands carry no time: the wait for close-ok starts when the close is handed out by pollTransmit(now).
+    this.closeDeadline = undefined;
+    this.closeDeadlinePending = true;
   }
 
   /** The broker broke the protocol: connection.close with the matching code, then the close handshake. */
@@ -860,7 +870,7 @@ export class ConnectionMachine {
   private abortConnection(replyCode: number, text: string, initiator: CloseReason["initiator"] = "protocol"): void {
     if (this.state === "closed") return;
     if (this.state !== "awaitingStart" && this.state !== "closing" && replyCode > 0) {
-      this.writeConnection({ name: "connection.close", classId: 10, methodId: 50, replyCode, replyText: text.slice(0, 255), failingClassId: 0, failingMethodId: 0 });
+      this.writeConnection({ name: "connection.close", classId: 10, methodId: 50, replyCode, replyText: truncateUtf8(text, 255), failingClassId: 0, failingMethodId: 0 });
     }
     this.finish(reason(initiator, replyCode, text));
   }
@@ -902,7 +912,7 @@ export class ConnectionMachine {
   private encodeOrThrow(channel: number, method: Method): void {
     const before = this.out.length;
     try {
-      encodeMethodFrame(this.out, channel, method);
+      encodeMethodFrame(this.out, channel, method, this.frameMax);
     } catch (e) {
       this.out.pos = this.out.start + before;
       throw this.usageFromEncode(e);
@@ -915,8 +925,8 @@ export class ConnectionMachine {
    */
   private checkEncodable(method: Method, properties?: BasicProperties): void {
     try {
-      encodeMethodFrame(scratch, 0, method);
-      if (properties) encodeHeaderFrame(scratch, 0, 60, 0, properties);
+      encodeMethodFrame(scratch, 0, method, this.frameMax);
+      if (properties) encodeHeaderFrame(scratch, 0, 60, 0, properties, this.frameMax);
     } catch (e) {
       throw this.usageFromEncode(e);
     } finally {
@@ -932,3 +942,23 @@ export class ConnectionMachine {
 }
 
 const scratch = new Writer(4096);
+
+function checkReplyCode(code: number): void {
+  if (!Number.isInteger(code) || code < 0 || code > 0xffff) throw new UsageError("INVALID_ARGUMENT", `Reply code ${code} is not a 16-bit integer`);
+}
+
+/** `s` cut to at most `max` bytes of UTF-8, never inside a character. */
+export function truncateUtf8(s: string, max: number): string {
+  if (s.length * 3 <= max || utf8Length(s) <= max) return s;
+  let n = 0;
+  let i = 0;
+  for (; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const pair = c >= 0xd800 && c <= 0xdbff && i + 1 < s.length;
+    const size = c < 0x80 ? 1 : c < 0x800 ? 2 : pair ? 4 : 3;
+    if (n + size > max) break;
+    n += size;
+    if (pair) i++;
+  }
+  return s.slice(0, i);
+}

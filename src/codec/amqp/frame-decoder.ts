@@ -16,6 +16,8 @@ import { decodeFramePayload, type Frame, FRAME_BODY, FRAME_END, FRAME_HEADER, FR
 /** The frame_max used until one is negotiated: the client's default request (spec requires ≥ 4096). */
 export const DEFAULT_FRAME_MAX = 131072;
 
+const EMPTY = new Uint8Array(0);
+
 export class FrameDecoder {
   /**
    * Largest frame accepted, header and frame-end included. Set it to the negotiated frame_max after tuning;
@@ -23,9 +25,17 @@ export class FrameDecoder {
    */
   frameMax: number;
   private chunks: Uint8Array[] = [];
-  /** Read position inside `chunks[0]`. */
+  /**
+   * Index of the first unconsumed chunk. Consumed chunks are dropped by moving this index, not by
+   * `shift()`: shifting a long list once per chunk made a frame in many tiny chunks quadratic (found by the
+   * fuzzer, see test/codec/fuzz-regressions.test.ts).
+   */
+  private head = 0;
+  /** Read position inside `chunks[head]`. */
   private offset = 0;
   private total = 0;
+  /** Size of the frame whose header has been read but whose bytes have not all arrived; 0 when none. */
+  private awaiting = 0;
   private failed: DecodeError | undefined;
   /** Cursor over `chunks[0]`, reused for every frame decoded in place. */
   private cursor: Cursor | undefined;
@@ -68,11 +78,13 @@ export class FrameDecoder {
   }
 
   private decodeNext(): Frame | undefined {
+    // The header of the frame being awaited was checked already: wait without looking at it again.
+    if (this.total < this.awaiting) return undefined;
     if (this.total < FRAME_HEADER_SIZE) {
       // A protocol header is 8 bytes, a frame header 7: a version-mismatch reply is detected below.
       return undefined;
     }
-    const first = this.chunks[0]!;
+    const first = this.chunks[this.head]!;
     let head: Uint8Array;
     let at: number;
     if (this.offset + FRAME_HEADER_SIZE <= first.length) {
@@ -94,7 +106,11 @@ export class FrameDecoder {
     if (this.frameMax > 0 && frameSize > this.frameMax) {
       throw new DecodeError("FRAME_TOO_LARGE", `Cannot decode frame: ${frameSize} bytes is over frame_max ${this.frameMax}`);
     }
-    if (this.total < frameSize) return undefined;
+    if (this.total < frameSize) {
+      this.awaiting = frameSize;
+      return undefined;
+    }
+    this.awaiting = 0;
 
     let c: Cursor;
     if (this.offset + frameSize <= first.length) {
@@ -130,7 +146,7 @@ export class FrameDecoder {
     const out = new Uint8Array(n);
     let filled = 0;
     let off = this.offset;
-    for (let i = 0; filled < n; i++) {
+    for (let i = this.head; filled < n; i++) {
       const chunk = this.chunks[i]!;
       const take = Math.min(chunk.length - off, n - filled);
       out.set(chunk.subarray(off, off + take), filled);
@@ -143,11 +159,19 @@ export class FrameDecoder {
   private consume(n: number): void {
     this.total -= n;
     let off = this.offset + n;
-    while (this.chunks.length > 0 && off >= this.chunks[0]!.length) {
-      off -= this.chunks[0]!.length;
-      this.chunks.shift();
+    const chunks = this.chunks;
+    while (this.head < chunks.length && off >= chunks[this.head]!.length) {
+      off -= chunks[this.head]!.length;
+      chunks[this.head++] = EMPTY; // let the consumed chunk be collected
     }
     this.offset = off;
-    if (this.chunks.length === 0) this.cursor = undefined;
+    if (this.head === chunks.length) {
+      this.chunks = [];
+      this.head = 0;
+      this.cursor = undefined;
+    } else if (this.head > 64 && this.head * 2 > chunks.length) {
+      this.chunks = chunks.slice(this.head);
+      this.head = 0;
+    }
   }
 }

@@ -72,26 +72,39 @@ export type Frame = MethodFrame | HeaderFrame | BodyFrame | HeartbeatFrame | Pro
 // Encoding
 
 /**
- * Writes a method frame.
+ * Writes a method frame. With `frameMax`, a frame larger than that throws EncodeError (after writing it: roll
+ * back with the writer's position if needed).
  * @example
  * encodeMethodFrame(w, 0, { name: "connection.close-ok", classId: 10, methodId: 51 });
  * // [1, 0, 0, 0, 0, 0, 4, 0, 10, 0, 51, 0xce]
  */
-export function encodeMethodFrame(w: Writer, channel: number, method: Method): void {
+export function encodeMethodFrame(w: Writer, channel: number, method: Method, frameMax = 0): void {
   w.ensure(64);
   w.u8(FRAME_METHOD);
   w.u16(channel);
   const at = w.reserve(4);
   encodeMethodPayload(w, method);
-  w.patchU32(at, w.length - at - 4);
+  const size = w.length - at - 4;
+  w.patchU32(at, size);
   w.u8(FRAME_END);
+  checkFrameMax(size, frameMax, method.name);
+}
+
+/**
+ * A method or header frame cannot be split: one over frame_max would make the peer close the connection
+ * (501), so refuse it here. The caller rolls back what was written.
+ */
+function checkFrameMax(payloadSize: number, frameMax: number, what: string): void {
+  if (frameMax > 0 && payloadSize + FRAME_OVERHEAD > frameMax) {
+    throw new EncodeError(`Cannot encode ${what}: its frame is ${payloadSize + FRAME_OVERHEAD} bytes, over frame_max ${frameMax}`);
+  }
 }
 
 /**
  * Writes a content header frame.
  * @example encodeHeaderFrame(w, 1, 60, 5, { contentType: "text/plain" });
  */
-export function encodeHeaderFrame(w: Writer, channel: number, classId: number, bodySize: Int64, properties: BasicProperties): void {
+export function encodeHeaderFrame(w: Writer, channel: number, classId: number, bodySize: Int64, properties: BasicProperties, frameMax = 0): void {
   w.ensure(64);
   w.u8(FRAME_HEADER);
   w.u16(channel);
@@ -100,8 +113,10 @@ export function encodeHeaderFrame(w: Writer, channel: number, classId: number, b
   w.u16(0); // weight, unused
   w.u64(bodySize);
   encodeBasicProperties(w, properties);
-  w.patchU32(at, w.length - at - 4);
+  const size = w.length - at - 4;
+  w.patchU32(at, size);
   w.u8(FRAME_END);
+  checkFrameMax(size, frameMax, "content header");
 }
 
 /**
@@ -125,14 +140,15 @@ export function encodeBodyFrames(w: Writer, channel: number, body: Uint8Array, f
 }
 
 /**
- * Writes a whole message: the content-bearing method, its header and its body frames.
+ * Writes a whole message: the content-bearing method, its header and its body frames. Nothing is left
+ * written if it throws (e.g. properties too large for one frame of `frameMax`).
  * @example encodeContent(w, 1, publishMethod, { deliveryMode: 2 }, body, 131072);
  */
 export function encodeContent(w: Writer, channel: number, method: Method, properties: BasicProperties, body: Uint8Array, frameMax: number): void {
   const start = w.length;
   try {
-    encodeMethodFrame(w, channel, method);
-    encodeHeaderFrame(w, channel, method.classId, body.length, properties);
+    encodeMethodFrame(w, channel, method, frameMax);
+    encodeHeaderFrame(w, channel, method.classId, body.length, properties, frameMax);
     encodeBodyFrames(w, channel, body, frameMax);
   } catch (e) {
     w.pos = w.start + start; // leave no half-written message behind
