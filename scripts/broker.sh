@@ -41,6 +41,7 @@ broker_env() {
   export RABBITMQ_MNESIA_BASE="$DIR/mnesia"
   export RABBITMQ_LOG_BASE="$DIR/log"
   export RABBITMQ_PID_FILE="$DIR/rabbitmq.pid"
+  export ERL_CRASH_DUMP="$DIR/log/erl_crash.dump"  # a failed start writes one; keep it out of the working tree
   export RABBITMQ_CONFIG_FILE="$DIR/rabbitmq.conf"
   export RABBITMQ_ADVANCED_CONFIG_FILE="$DIR/advanced.config"
   export RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/enabled_plugins"
@@ -80,8 +81,15 @@ CONF
   broker_env
   log "starting RabbitMQ from $DIR on $HOST:$PORT"
   nohup "$RMQ_BIN/rabbitmq-server" >"$DIR/log/startup.log" 2>&1 &
+  local server=$!
   for _ in $(seq 1 120); do
     if answers; then log "RabbitMQ answers on $HOST:$PORT"; return 0; fi
+    # A bad config or a taken port stops the node within seconds: say so now rather than after 120 s.
+    if ! kill -0 "$server" 2>/dev/null; then
+      log "RabbitMQ exited during startup; its log follows"
+      tail -n 40 "$DIR/log/startup.log" >&2 || true
+      exit 1
+    fi
     sleep 1
   done
   log "RabbitMQ did not answer within 120 s; its log follows"

@@ -18,13 +18,14 @@ function toNode(v: string | Uint8Array): string | Buffer {
 }
 
 function openSocket(o: ResolvedConnectOptions): net.Socket {
-  if (o.socketPath !== undefined) return net.connect({ path: o.socketPath });
-  if (!o.tls) return net.connect({ host: o.hostname, port: o.port });
+  if (!o.tls) return o.socketPath !== undefined ? net.connect({ path: o.socketPath }) : net.connect({ host: o.hostname, port: o.port });
   const t = o.tlsOptions;
   const servername = t.servername ?? (isIpAddress(o.hostname) ? undefined : o.hostname);
   return tls.connect({
+    // amqps over a unix socket is TLS over that socket (a plain socket here would wait forever for
+    // 'secureConnect'); the host is then only the name the certificate is checked against.
+    ...(o.socketPath !== undefined ? { path: o.socketPath } : { port: o.port }),
     host: o.hostname,
-    port: o.port,
     ...(servername !== undefined && { servername }),
     ...(t.ca !== undefined && { ca: Array.isArray(t.ca) ? t.ca.map(toNode) : toNode(t.ca) }),
     ...(t.cert !== undefined && { cert: toNode(t.cert) }),
@@ -55,8 +56,14 @@ export function nodeTransport(o: ResolvedConnectOptions, h: TransportHandlers): 
     socket.on("close", () => {
       if (connected) h.onClose(failure);
     });
+    // The client waits while more than writeHighWaterMark bytes are buffered, which may be less than the
+    // socket's own mark: write() then returned true and no 'drain' will come. Report every completed write
+    // that brings the buffer down to the client's mark, or a publisher awaiting writable() hangs for good.
+    const onWritten = (err?: Error | null) => {
+      if (!err && socket.writableLength <= o.writeHighWaterMark) h.onDrain();
+    };
     const transport: Transport = {
-      write: (bytes) => socket.write(bytes),
+      write: (bytes) => socket.write(bytes, onWritten),
       get bufferedAmount() {
         return socket.writableLength;
       },

@@ -22,6 +22,7 @@ import {
   ConnectTimeoutError,
   errorFromClose,
   HandshakeError,
+  TransportError,
   UsageError,
   type WarrenError,
 } from "./errors.ts";
@@ -141,11 +142,15 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   /** Opens a channel. */
   async openChannel(o: { signal?: AbortSignal } = {}): Promise<Channel> {
     if (this.#closedFlag) throw this.#closedError();
+    if (o.signal?.aborted) throw new AbortError("openChannel aborted before it was sent", { cause: o.signal.reason });
     const { channel, requestId } = this.command(() => this.machine.openChannel());
     const ch = new Channel(this, channel);
     this.#channels.set(channel, ch);
     this.scheduleFlush();
-    await this.waitReply(requestId, o.signal);
+    await this.waitReply(requestId, o.signal, () => {
+      // Opened after the caller gave up: close it rather than leave a channel nobody holds.
+      if (o.signal?.aborted) ch.close().catch(() => undefined);
+    });
     return ch;
   }
 
@@ -231,21 +236,28 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     }
   }
 
-  /** @internal */
-  waitReply(requestId: number, signal: AbortSignal | undefined): Promise<ReplyEvent> {
+  /**
+   * @internal `onReply` runs synchronously when the reply is dispatched — before deliveries that arrived in
+   * the same read (a consumer must be registered before its first basic.deliver) — and also when the
+   * waiter was aborted, so the caller can undo what the broker did anyway.
+   */
+  waitReply(requestId: number, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent> {
     return new Promise<ReplyEvent>((resolve, reject) => {
       if (!signal) {
-        this.#pending.set(requestId, { resolve, reject });
+        this.#pending.set(requestId, { resolve: onReply ? (e) => (onReply(e), resolve(e)) : resolve, reject });
         return;
       }
       const onAbort = () => {
-        // The request is on the wire; its reply will be ignored when it comes.
-        if (this.#pending.delete(requestId)) reject(new AbortError("operation aborted"));
+        // The request is on the wire; its reply will be ignored when it comes (but still shown to onReply).
+        if (!this.#pending.delete(requestId)) return;
+        if (onReply) this.#pending.set(requestId, { resolve: onReply, reject: () => undefined });
+        reject(new AbortError("operation aborted", { cause: signal.reason }));
       };
       signal.addEventListener("abort", onAbort, { once: true });
       this.#pending.set(requestId, {
         resolve: (e) => {
           signal.removeEventListener("abort", onAbort);
+          onReply?.(e);
           resolve(e);
         },
         reject: (e) => {
@@ -253,6 +265,8 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
           reject(e);
         },
       });
+      // An already-aborted signal never fires "abort".
+      if (signal.aborted) onAbort();
     });
   }
 
@@ -431,15 +445,13 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (handshaking && reason.initiator === "protocol" && reason.replyCode === 0) {
       return new HandshakeError(`Could not connect to ${this.#where()}: ${reason.replyText}`);
     }
-    const err = errorFromClose("connection", reason);
-    if (this.#transportErrorCause !== undefined && reason.initiator === "transport") {
-      return new (err.constructor as typeof ConnectionClosedError)(`${err.message} (${describe(this.#transportErrorCause)})`, {
-        replyCode: err.replyCode,
-        replyText: err.replyText,
-        cause: this.#transportErrorCause,
-      });
+    const cause = this.#transportErrorCause;
+    if (cause !== undefined && reason.initiator === "transport") {
+      // The socket's own error (a TLS alert, a reset) says more than the machine's guess about why it ended.
+      const text = handshaking ? `Could not connect to ${this.#where()}: ${describe(cause)}` : `Connection to ${this.#where()} lost: ${describe(cause)}`;
+      return new TransportError(text, { cause });
     }
-    return err;
+    return errorFromClose("connection", reason);
   }
 
   /** The machine is closed: let the transport go once what is queued (a close-ok, say) has been written. */
@@ -464,8 +476,9 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 }
 
 function describe(e: unknown): string {
-  if (e instanceof Error) return (e as { code?: string }).code ? `${(e as { code?: string }).code}: ${e.message}` : e.message;
-  return String(e);
+  const code = (e as { code?: unknown }).code;
+  const message = e instanceof Error ? e.message : String(e);
+  return (typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message).trim();
 }
 
 /**
@@ -476,7 +489,15 @@ export async function connectWith(runtime: Runtime, url?: string | ConnectOption
   let resolved: ResolvedConnectOptions;
   if (typeof url === "string") resolved = resolveConnectOptions(url, options);
   else resolved = resolveConnectOptions(undefined, { ...url, ...options });
-  const conn = new Connection(runtime, resolved);
+  let conn: Connection;
+  try {
+    conn = new Connection(runtime, resolved);
+  } catch (e) {
+    // An out-of-range option (heartbeat, frameMax, …) as the machine reports it: the client's own UsageError,
+    // so `isWarrenError` and `code` work as for every other failure.
+    if (e instanceof MachineUsageError) throw new UsageError(e.message);
+    throw e;
+  }
   return conn.open();
 }
 

@@ -29,7 +29,7 @@ export interface ConnectOptions {
   hostname?: string;
   /** Default 5672, or 5671 for amqps. */
   port?: number;
-  /** A unix socket path (Node, Deno, Bun); host and port are then ignored. */
+  /** A unix socket path (Node, Deno, Bun); host and port are then not dialled (with amqps the host still names the certificate). */
   socketPath?: string;
   username?: string;
   password?: string;
@@ -108,8 +108,15 @@ function intParam(name: string, value: string): number {
  */
 export function parseUrl(url: string): ConnectOptions {
   // Parse the authority by hand: URL() would also accept and "fix" malformed input silently.
-  const m = /^(amqps?):\/\/(?:([^@/?#]*)@)?(\[[^\]]*\]|[^:/?#]*)(?::(\d*))?(\/[^?#]*)?(?:\?([^#]*))?(?:#.*)?$/i.exec(url.trim());
-  if (!m) throw new UsageError(`Invalid AMQP URI: expected amqp://user:password@host:port/vhost?options, got ${redactUrl(url)}`);
+  // The user info runs to the last "@" of the authority, so a password with a raw "@" is not taken for a host
+  // (whose name would then leak the rest of the password into a "could not connect" message).
+  const m = /^(amqps?):\/\/(?:([^/?#]*)@)?(\[[^\]]*\]|[^:/?#@]*)(?::(\d*))?(\/[^?#]*)?(?:\?([^#]*))?(?:#.*)?$/i.exec(url.trim());
+  if (!m) {
+    // A malformed URI may not redact ("amqp:/user:pw@host"): then do not echo it at all.
+    const shown = redactUrl(url);
+    const safe = shown.includes("***@") || !shown.includes("@") ? shown : "a URI that is not shown (it may contain a password)";
+    throw new UsageError(`Invalid AMQP URI: expected amqp://user:password@host:port/vhost?options, got ${safe}`);
+  }
   const [, scheme, userinfo, host, port, path, query] = m;
   const protocol = (scheme!.toLowerCase() + ":") as "amqp:" | "amqps:";
   const out: ConnectOptions = { protocol };
@@ -160,7 +167,8 @@ export function parseUrl(url: string): ConnectOptions {
 
 /** The URI with its password replaced by "***". */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^@/?#]*@/i, "$1***@");
+  // Up to the last "@" of the authority: a raw "@" in the password must not leave its tail visible.
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^/?#]*@/i, "$1***@");
 }
 
 /** Merges a URI (if any) and an options object (which wins), and fills in defaults. */
@@ -168,10 +176,13 @@ export function resolveConnectOptions(url: string | undefined, options: ConnectO
   const fromUrl = url ? parseUrl(url) : {};
   const o: ConnectOptions = { ...fromUrl, ...options };
   const tls = (o.protocol ?? "amqp:") === "amqps:";
+  const port = o.port ?? (tls ? 5671 : 5672);
+  // Checked here: Node's socket would otherwise throw its own RangeError from inside connect().
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`Invalid port ${port}: it must be a whole number from 1 to 65535`);
   return {
     tls,
     hostname: o.hostname || "127.0.0.1",
-    port: o.port ?? (tls ? 5671 : 5672),
+    port,
     socketPath: o.socketPath,
     username: o.username ?? "guest",
     password: o.password ?? "guest",
