@@ -55,7 +55,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #flushScheduled = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
-  #drainWaiters: (() => void)[] = [];
+  #drainWaiters: { resolve(): void; reject(e: Error): void }[] = [];
   #transportFull = false;
   #blocked: string | undefined;
   #closeError: WarrenError | undefined;
@@ -175,7 +175,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   writable(): Promise<void> | undefined {
     if (!this.backpressured) return undefined;
     if (this.#closedFlag) return Promise.reject(this.#closedError());
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
   }
 
   /** True while the socket's buffer is over the high-water mark. */
@@ -335,7 +335,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (this.#drainWaiters.length === 0 || this.backpressured) return;
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
-    for (const w of waiters) w();
+    for (const w of waiters) w.resolve();
   }
 
   #armTimer(): void {
@@ -434,7 +434,8 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       this.#pending.delete(id);
       p.reject(this.#closeError);
     }
-    for (const w of this.#drainWaiters) w();
+    // A publish waiting for the socket to drain will never be sent: say so.
+    for (const w of this.#drainWaiters) w.reject(this.#closeError);
     this.#drainWaiters = [];
     this.emit("close", clean ? undefined : this.#closeError);
   }

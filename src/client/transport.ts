@@ -8,7 +8,10 @@ import type { ResolvedConnectOptions } from "./options.ts";
 export interface TransportHandlers {
   /** Bytes arrived. The transport hands them over: it must not reuse or modify them afterwards. */
   onData(bytes: Uint8Array): void;
-  /** The write buffer fell below the high-water mark after `write` returned false. */
+  /**
+   * The write buffer fell to the client's writeHighWaterMark: after `write` returned false, and also when a
+   * write completes (a buffer over the client's mark may still be under the transport's own).
+   */
   onDrain(): void;
   /** The transport closed; `error` when it failed rather than ended. Called once. */
   onClose(error?: unknown): void;

@@ -114,6 +114,11 @@ function reason(initiator: CloseReason["initiator"], replyCode: number, replyTex
 
 export class ConnectionMachine {
   private readonly options: ResolvedOptions;
+  /**
+   * The password lives in an ES private field (invisible to util.inspect and JSON) and only until the
+   * connection is open; `options.password` is blanked.
+   */
+  #password: string;
   private readonly decoder: FrameDecoder;
   private readonly out = new Writer();
   private readonly events: MachineEvent[] = [];
@@ -149,7 +154,9 @@ export class ConnectionMachine {
    * socket.write(m.pollTransmit(performance.now())!);
    */
   constructor(options: MachineOptions = {}, now: number) {
-    this.options = resolveOptions(options);
+    const resolved = resolveOptions(options);
+    this.#password = resolved.password;
+    this.options = { ...resolved, password: "" };
     this.now = now;
     this.lastSent = now;
     this.lastReceived = now;
@@ -497,6 +504,7 @@ export class ConnectionMachine {
         if (this.state !== "awaitingOpenOk") break;
         this.state = "open";
         this.handshakeDeadline = undefined;
+        this.#password = ""; // not needed any more
         this.emit({
           type: "handshakeDone",
           serverProperties: this.serverProperties,
@@ -569,7 +577,7 @@ export class ConnectionMachine {
   private mechanism: "PLAIN" | "AMQPLAIN" | "EXTERNAL" = "PLAIN";
 
   private response(): Uint8Array {
-    return saslResponse(this.mechanism, this.options.username, this.options.password);
+    return saslResponse(this.mechanism, this.options.username, this.#password);
   }
 
   private onTune(channelMax: number, frameMax: number, heartbeat: number): void {
