@@ -94,6 +94,9 @@ export async function main(
   const { url } = await relay.listen(config.port, config.host);
   const [first, ...more] = config.options.upstreams;
   io.out(`warren-relay listening on ${url} → ${first}${more.length > 0 ? ` (also allowed: ${more.join(", ")})` : ""}`);
+  if (!config.options.origins && !config.quiet) {
+    io.err("warren-relay: note: any web page may use this relay (no --origin given); name your app's origin with --origin");
+  }
   if (handleSignals) {
     const stop = () => {
       relay.close().then(() => process.exit(0), () => process.exit(1));

@@ -434,8 +434,8 @@ class Tunnel {
       case WsOpcode.CONTINUATION:
       case WsOpcode.TEXT:
       case WsOpcode.BINARY: {
-        const kind = this.#messages.accept(f);
         if (this.#closeReceived || this.#closeSent) return; // after a close frame, data is discarded (5.5.1)
+        const kind = this.#messages.accept(f);
         if (kind === WsOpcode.TEXT) throw new WsProtocolError("UNSUPPORTED_DATA", "text frames are not accepted: send AMQP as binary frames");
         if (f.payload.length > 0 && !this.#upstream.write(f.payload)) this.#setWsPaused(true);
         return;
