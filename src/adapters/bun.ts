@@ -133,7 +133,19 @@ export function bunTransport(o: ResolvedConnectOptions, h: TransportHandlers): P
       return true;
     };
 
+    // The client stops waiting after connectionTimeout but cannot cancel a transport that has not resolved:
+    // a TLS handshake with a peer that never answers would keep its socket open. Give up at the same deadline.
+    let opening: BunSocket | undefined;
+    const deadline =
+      o.connectionTimeout > 0
+        ? setTimeout(() => {
+            fail(new TransportError(`Could not connect to ${where(o)} within ${o.connectionTimeout} ms`));
+            opening?.terminate();
+          }, o.connectionTimeout)
+        : undefined;
+
     const established = (s: BunSocket) => {
+      clearTimeout(deadline);
       connected = true;
       socket = s;
       resolve(transport);
@@ -142,6 +154,7 @@ export function bunTransport(o: ResolvedConnectOptions, h: TransportHandlers): P
     const handler: BunSocketHandler = {
       binaryType: "uint8array",
       open(s) {
+        opening = s;
         s.setNoDelay?.(true);
         // With a handshake callback, TLS sockets open before the handshake: wait for it.
         if (!o.tls) established(s);
@@ -175,12 +188,14 @@ export function bunTransport(o: ResolvedConnectOptions, h: TransportHandlers): P
       close(_s, e) {
         if (closed) return;
         closed = true;
+        clearTimeout(deadline);
         backlog.length = head = buffered = 0;
         if (connected) h.onClose(failure ?? e);
         else fail(failure ?? e ?? new Error("the connection closed during the TLS handshake"));
       },
       connectError(_s, e) {
         closed = true;
+        clearTimeout(deadline);
         fail(e);
       },
     };

@@ -44,7 +44,7 @@ interface DenoTlsConn extends DenoConn {
   handshake(): Promise<unknown>;
 }
 interface DenoNet {
-  connect(options: { hostname: string; port: number; transport?: "tcp" }): Promise<DenoTcpConn>;
+  connect(options: { hostname: string; port: number; transport?: "tcp"; signal?: AbortSignal }): Promise<DenoTcpConn>;
   connect(options: { transport: "unix"; path: string }): Promise<DenoConn>;
   connectTls(options: { hostname: string; port: number; caCerts?: string[]; cert?: string; key?: string }): Promise<DenoTlsConn>;
   startTls(conn: DenoTcpConn, options: { hostname: string; caCerts?: string[] }): Promise<DenoTlsConn>;
@@ -97,21 +97,33 @@ function checkTls(o: ResolvedConnectOptions, t: TlsOptions): void {
   }
 }
 
-async function openTls(o: ResolvedConnectOptions): Promise<DenoTlsConn> {
+/**
+ * One connection attempt. The client stops waiting after connectionTimeout, but cannot cancel a transport
+ * that has not resolved yet: a TLS handshake with a peer that never answers would stay pending, and keep
+ * Deno's event loop alive, for good. So the attempt gives up on its own at the same deadline: it aborts the
+ * TCP connect and closes the socket being set up, which interrupts the handshake.
+ */
+interface Attempt {
+  readonly signal: AbortSignal;
+  /** Registers the socket being set up, to be closed if the attempt is given up. */
+  track<C extends DenoConn>(conn: C): C;
+}
+
+async function openTls(o: ResolvedConnectOptions, a: Attempt): Promise<DenoTlsConn> {
   const t = o.tlsOptions;
   checkTls(o, t);
   const caCerts = t.ca === undefined ? undefined : (Array.isArray(t.ca) ? t.ca : [t.ca]).map(pem);
   let conn: DenoTlsConn;
   if (t.cert !== undefined && t.key !== undefined) {
     // Only connectTls takes a client certificate. Its TCP socket keeps Nagle on: TlsConn has no setNoDelay.
-    conn = await Deno.connectTls({ hostname: o.hostname, port: o.port, ...(caCerts && { caCerts }), cert: pem(t.cert), key: pem(t.key) });
+    conn = a.track(await Deno.connectTls({ hostname: o.hostname, port: o.port, ...(caCerts && { caCerts }), cert: pem(t.cert), key: pem(t.key) }));
   } else {
     // TCP first, then TLS on it: so Nagle can be turned off, and so the name checked (and sent as SNI) can
     // differ from the host dialled. An IP is checked against the certificate's IP addresses, without SNI.
-    const tcp = await Deno.connect({ hostname: o.hostname, port: o.port });
+    const tcp = a.track(await Deno.connect({ hostname: o.hostname, port: o.port, signal: a.signal }));
     tcp.setNoDelay(true);
     try {
-      conn = await Deno.startTls(tcp, { hostname: t.servername ?? o.hostname, ...(caCerts && { caCerts }) });
+      conn = a.track(await Deno.startTls(tcp, { hostname: t.servername ?? o.hostname, ...(caCerts && { caCerts }) }));
     } catch (e) {
       tcp.close();
       throw e;
@@ -121,26 +133,62 @@ async function openTls(o: ResolvedConnectOptions): Promise<DenoTlsConn> {
   try {
     await conn.handshake();
   } catch (e) {
-    conn.close();
+    try {
+      conn.close();
+    } catch {
+      // closed by the attempt's deadline
+    }
     throw new TransportError(`Could not connect to ${where(o)}: TLS handshake failed: ${describe(e)}`, { cause: e });
   }
   return conn;
 }
 
-async function openConn(o: ResolvedConnectOptions): Promise<DenoConn> {
-  if (o.tls) return openTls(o);
+async function openConn(o: ResolvedConnectOptions, a: Attempt): Promise<DenoConn> {
+  if (o.tls) return openTls(o, a);
   if (o.socketPath !== undefined) return Deno.connect({ transport: "unix", path: o.socketPath });
-  const conn = await Deno.connect({ hostname: o.hostname, port: o.port });
+  const conn = await Deno.connect({ hostname: o.hostname, port: o.port, signal: a.signal });
   // The client already coalesces a turn's frames into one write; Nagle would only delay them.
   conn.setNoDelay(true);
   return conn;
+}
+
+/** Opens a socket, giving up after connectionTimeout (see Attempt). */
+async function openWithDeadline(o: ResolvedConnectOptions): Promise<DenoConn> {
+  const abort = new AbortController();
+  let current: DenoConn | undefined;
+  const timer =
+    o.connectionTimeout > 0
+      ? setTimeout(() => {
+          abort.abort();
+          try {
+            current?.close();
+          } catch {
+            // already closed
+          }
+        }, o.connectionTimeout)
+      : undefined;
+  const attempt: Attempt = { signal: abort.signal, track: (c) => (current = c) };
+  try {
+    const conn = await openConn(o, attempt);
+    if (abort.signal.aborted) {
+      try {
+        conn.close();
+      } catch {
+        // closed by the deadline already
+      }
+      throw new TransportError(`Could not connect to ${where(o)} within ${o.connectionTimeout} ms`);
+    }
+    return conn;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Opens a connection and wraps it as a Transport. */
 export async function denoTransport(o: ResolvedConnectOptions, h: TransportHandlers): Promise<Transport> {
   let conn: DenoConn;
   try {
-    conn = await openConn(o);
+    conn = await openWithDeadline(o);
   } catch (e) {
     if (e instanceof TransportError || e instanceof UsageError) throw e;
     throw new TransportError(`Could not connect to ${where(o)}: ${describe(e)}`, { cause: e });

@@ -42,8 +42,15 @@ export function nodeTransport(o: ResolvedConnectOptions, h: TransportHandlers): 
     const socket = openSocket(o);
     let connected = false;
     socket.setNoDelay(true);
+    // The client stops waiting after connectionTimeout; the socket must give up too, or a silent peer (a TLS
+    // handshake that never completes) keeps it — and the process — alive.
+    const deadline =
+      o.connectionTimeout > 0
+        ? setTimeout(() => socket.destroy(new Error(`no connection within ${o.connectionTimeout} ms`)), o.connectionTimeout)
+        : undefined;
     socket.once(o.tls ? "secureConnect" : "connect", () => {
       connected = true;
+      clearTimeout(deadline);
       resolve(transport);
     });
     socket.on("data", (chunk: Buffer) => h.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
@@ -51,6 +58,7 @@ export function nodeTransport(o: ResolvedConnectOptions, h: TransportHandlers): 
     let failure: unknown;
     socket.on("error", (e) => {
       failure = e;
+      clearTimeout(deadline);
       if (!connected) reject(new TransportError(`Could not connect to ${where(o)}: ${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`.replace(/:  /, ": "), { cause: e }));
     });
     socket.on("close", () => {
