@@ -72,6 +72,9 @@ afterAll(async () => {
   for (const dir of [build, profile]) if (dir) rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
+// CI installs Chromium and sets CI=true: there a missing browser is a failure, not a skip.
+if (!HAVE_CHROMIUM && process.env.CI) throw new Error(`Chromium not found at ${CHROMIUM}; .ci/run installs it with apt-get`);
+
 describe.skipIf(!HAVE_CHROMIUM)(`the browser example (in ${CHROMIUM})`, () => {
   it(`publishes ${N} messages through the relay and RabbitMQ and shows them consumed`, async () => {
     const marker = randomBytes(6).toString("hex");
