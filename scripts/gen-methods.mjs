@@ -485,7 +485,14 @@ function zeroWrite(type) {
   throw new Error(`zeroWrite: ${type}`);
 }
 
-function valueRead(type) {
+/**
+ * Fields whose values repeat from frame to frame (the exchange and routing key of every delivery, consumer
+ * tags): decoded through the interning cache in src/codec/string-cache.ts, which saves a string per field.
+ */
+const INTERNED = new Set(["exchange", "routingKey", "consumerTag"]);
+
+function valueRead(type, field) {
+  if (type === "shortstr" && field && INTERNED.has(field.prop)) return "shortStringInterned(c)";
   switch (type) {
     case "octet":
       return "u8(c)";
@@ -537,7 +544,7 @@ function genDecoder(m) {
       continue;
     }
     const local = localName(f);
-    out.push(`  const ${local} = ${valueRead(f.type)};`);
+    out.push(`  const ${local} = ${valueRead(f.type, f)};`);
     exprs.set(f, local);
   }
   const props = [`name: "${m.dotted}"`, `classId: ${m.classId}`, `methodId: ${m.methodId}`];
@@ -615,6 +622,7 @@ function generate(xmlBytes) {
   o.push(`import type { Writer } from "../writer.ts";`);
   o.push(`import { DecodeError, EncodeError } from "../errors.ts";`);
   o.push(`import { ${parsers.join(", ")} } from "../parsers.ts";`);
+  o.push(`import { shortStringInterned } from "../string-cache.ts";`);
   if (liveUsed.has("longlong") || liveUsed.has("timestamp")) o.push(`import type { Int64 } from "../parsers.ts";`);
   if (used.has("table")) {
     const fns = reservedUsed.has("table") && !liveUsed.has("table") ? [] : ["decodeFieldTable", "encodeFieldTable"];

@@ -12,11 +12,11 @@ import { Incomplete } from "./errors.ts";
 
 export class Cursor {
   bytes: Uint8Array;
-  view: DataView;
   /** Next byte to read. */
   pos: number;
   /** One past the last readable byte. */
   end: number;
+  #view: DataView | undefined;
 
   /**
    * @example
@@ -25,9 +25,17 @@ export class Cursor {
    */
   constructor(bytes: Uint8Array, pos = 0, end = bytes.length) {
     this.bytes = bytes;
-    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = pos;
     this.end = end;
+  }
+
+  /**
+   * A DataView over `bytes`, made on first use: the common reads (octets, shorts, longs, strings) work on
+   * the bytes directly, and a cursor per small read chunk should not pay for a view it never uses.
+   */
+  get view(): DataView {
+    const b = this.bytes;
+    return (this.#view ??= new DataView(b.buffer, b.byteOffset, b.byteLength));
   }
 
   /** Bytes left before `end`. */

@@ -5,6 +5,7 @@
  * protocol; the second half (frames, methods, properties, field tables, FrameDecoder) is AMQP 0-9-1 with
  * RabbitMQ's extensions.
  */
+export { ChunkQueue } from "./chunk-queue.ts";
 export { Cursor } from "./cursor.ts";
 export { DecodeError, DecodeErrorCode, EncodeError, Incomplete } from "./errors.ts";
 export * from "./parsers.ts";

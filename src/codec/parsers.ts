@@ -33,9 +33,10 @@ export function i8(c: Cursor): number {
 /** @example u16(new Cursor(new Uint8Array([1, 2]))); // 258 */
 export function u16(c: Cursor): number {
   c.need(2);
-  const v = c.view.getUint16(c.pos);
-  c.pos += 2;
-  return v;
+  const b = c.bytes;
+  const p = c.pos;
+  c.pos = p + 2;
+  return (b[p]! << 8) | b[p + 1]!;
 }
 /** @example i16(new Cursor(new Uint8Array([0xff, 0xfe]))); // -2 */
 export function i16(c: Cursor): number {
@@ -47,16 +48,18 @@ export function i16(c: Cursor): number {
 /** @example u32(new Cursor(new Uint8Array([0, 0, 1, 0]))); // 256 */
 export function u32(c: Cursor): number {
   c.need(4);
-  const v = c.view.getUint32(c.pos);
-  c.pos += 4;
-  return v;
+  const b = c.bytes;
+  const p = c.pos;
+  c.pos = p + 4;
+  return b[p]! * 0x100_0000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
 }
 /** @example i32(new Cursor(new Uint8Array([0xff, 0xff, 0xff, 0xff]))); // -1 */
 export function i32(c: Cursor): number {
   c.need(4);
-  const v = c.view.getInt32(c.pos);
-  c.pos += 4;
-  return v;
+  const b = c.bytes;
+  const p = c.pos;
+  c.pos = p + 4;
+  return (b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
 }
 /**
  * Unsigned 64-bit: a number up to 2^53-1, a bigint above.
@@ -65,8 +68,10 @@ export function i32(c: Cursor): number {
  */
 export function u64(c: Cursor): Int64 {
   c.need(8);
-  const hi = c.view.getUint32(c.pos);
-  const lo = c.view.getUint32(c.pos + 4);
+  const b = c.bytes;
+  const p = c.pos;
+  const hi = b[p]! * 0x100_0000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
+  const lo = b[p + 4]! * 0x100_0000 + ((b[p + 5]! << 16) | (b[p + 6]! << 8) | b[p + 7]!);
   let v: Int64;
   if (hi < 0x20_0000) v = hi * TWO_32 + lo;
   else v = c.view.getBigUint64(c.pos);

@@ -25,6 +25,7 @@
  * extension, reserved opcodes, fragmented or long control frames, a 64-bit length with its top bit set and
  * a length not in its minimal encoding ("the minimal number of bytes MUST be used", 5.2) all fail.
  */
+import { ChunkQueue } from "../codec/chunk-queue.ts";
 import type { Cursor } from "../codec/cursor.ts";
 import { EncodeError } from "../codec/errors.ts";
 import { type Parser, parsePartial, takeBytes, u16, u64, u8 } from "../codec/parsers.ts";
@@ -360,12 +361,7 @@ export function decodeClosePayload(payload: Uint8Array): { code: number; reason:
  */
 export class WsFrameDecoder {
   private readonly header: Parser<WsFrameHeader>;
-  private chunks: Uint8Array[] = [];
-  /** The first chunk not yet consumed. */
-  private head = 0;
-  /** Read position inside `chunks[head]`. */
-  private offset = 0;
-  private total = 0;
+  private readonly input = new ChunkQueue();
   /** The header of the frame whose payload is still arriving, and its size in bytes. */
   private pending: { header: WsFrameHeader; size: number } | undefined;
   private failed: WsProtocolError | undefined;
@@ -376,14 +372,12 @@ export class WsFrameDecoder {
 
   /** Bytes received and not yet returned in frames. */
   get buffered(): number {
-    return this.total;
+    return this.input.length;
   }
 
   /** Hands over a chunk. The decoder keeps a reference but never writes to it. */
   push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.total += chunk.length;
+    this.input.push(chunk);
   }
 
   /** The next whole frame, or undefined when more bytes are needed. Throws WsProtocolError. */
@@ -398,65 +392,21 @@ export class WsFrameDecoder {
   }
 
   private decodeNext(): WsFrame | undefined {
+    const input = this.input;
     if (this.pending === undefined) {
-      if (this.total < 2) return undefined;
-      const r = parsePartial(this.header, this.peek(Math.min(this.total, MAX_HEADER_SIZE)));
+      if (input.length < 2) return undefined;
+      const r = parsePartial(this.header, input.peek(Math.min(input.length, MAX_HEADER_SIZE)));
       if (!r.done) return undefined;
-      this.consume(r.consumed);
+      input.skip(r.consumed);
       this.pending = { header: r.value, size: r.value.length };
     }
     const { header, size } = this.pending;
-    if (this.total < size) return undefined;
+    if (input.length < size) return undefined;
     this.pending = undefined;
-    // One copy: either a slice of one chunk or the pieces of several. Either way the result is ours to unmask.
-    const payload = this.take(size);
+    // One copy (take always returns bytes the caller owns), which is then ours to unmask.
+    const payload = input.take(size);
     if (header.mask) applyMask(payload, header.mask);
     return { fin: header.fin, opcode: header.opcode, mask: header.mask, payload };
-  }
-
-  /** Copies the next `n` buffered bytes without consuming them (a view when they lie in one chunk). */
-  private peek(n: number): Uint8Array {
-    const first = this.chunks[this.head]!;
-    if (this.offset + n <= first.length) return first.subarray(this.offset, this.offset + n);
-    const out = new Uint8Array(n);
-    let filled = 0;
-    let off = this.offset;
-    for (let i = this.head; filled < n; i++) {
-      const chunk = this.chunks[i]!;
-      const k = Math.min(chunk.length - off, n - filled);
-      out.set(chunk.subarray(off, off + k), filled);
-      filled += k;
-      off = 0;
-    }
-    return out;
-  }
-
-  /** Copies out and consumes the next `n` buffered bytes. */
-  private take(n: number): Uint8Array {
-    if (n === 0) return new Uint8Array(0);
-    const first = this.chunks[this.head]!;
-    // peek copies when the bytes span chunks; inside one chunk it is a view, so copy that.
-    const out = this.offset + n <= first.length ? first.slice(this.offset, this.offset + n) : this.peek(n);
-    this.consume(n);
-    return out;
-  }
-
-  private consume(n: number): void {
-    this.total -= n;
-    let off = this.offset + n;
-    while (this.head < this.chunks.length && off >= this.chunks[this.head]!.length) {
-      off -= this.chunks[this.head]!.length;
-      this.head++;
-    }
-    this.offset = off;
-    // Drop consumed chunks in batches: shifting one at a time is quadratic when a frame arrives byte by byte.
-    if (this.head === this.chunks.length) {
-      this.chunks = [];
-      this.head = 0;
-    } else if (this.head >= 64 && this.head * 2 >= this.chunks.length) {
-      this.chunks = this.chunks.slice(this.head);
-      this.head = 0;
-    }
   }
 }
 

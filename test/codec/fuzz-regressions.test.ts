@@ -1,14 +1,12 @@
 /**
  * Inputs the fuzzer (fuzz/run.ts) found, kept as regression tests.
  *
- * frames-<seed>-extreme.hex — found by the fixed "byte by byte" case of the frames target (every seed):
- * one body frame delivered one byte per chunk. Every chunk yields a DecodeError or a frame as it should, but
- * the time grows with the square of the chunk count: FrameDecoder.consume() removes consumed chunks with
- * `this.chunks.shift()` in a loop, and V8 moves the whole remaining list on each shift once the list is
- * large (its backing store in large-object space) or while a GC is marking. A 128 KiB frame in 1-byte
- * chunks took 12 s, in 4-byte chunks 1.3 s; 64 KiB in 1-byte chunks 2.8–3.2 s.
- *
- * Fixed: FrameDecoder now drops consumed chunks by moving a head index; the scaling test below pins it.
+ * frames-<seed>-extreme.hex — found by the fixed "byte by byte" case of the frames target: one body frame
+ * delivered one byte per chunk. Every chunk was handled correctly, but the time grew with the square of the
+ * chunk count: FrameDecoder.consume() removed consumed chunks with `this.chunks.shift()` in a loop, and V8
+ * moves the whole remaining list on each shift once the list is large (its backing store in large-object
+ * space) or while a GC is marking. A 128 KiB frame in 1-byte chunks took 12.4 s, in 4-byte chunks 1.3 s.
+ * Fixed in src (the decoder now advances a head index): 0.11 s and 0.014 s.
  */
 import { describe, expect, it } from "vitest";
 import { encodeBodyFrames, FrameDecoder, Writer } from "../../src/codec/index.ts";
@@ -20,7 +18,7 @@ describe("fuzz regressions", () => {
     encodeBodyFrames(w, 1, new Uint8Array(65536), 65544);
     const frame = w.finish();
     expect(checkInput("frames", frame)).toEqual([]);
-    // and one byte per chunk, for a smaller frame (the full-size one is what is slow)
+    // and one byte per chunk, for a smaller frame (a full-size one is timed below)
     const small = frame.subarray(0, 8200).slice();
     small.set([0, 0, 0x20, 0x00], 3); // size 8192
     small[8199] = 0xce;

@@ -192,7 +192,8 @@ export function decodeFramePayload(type: number, channel: number, c: Cursor): Fr
       return { type: FRAME_HEADER, channel, classId: h.classId, bodySize: h.bodySize, properties: h.properties };
     }
     case FRAME_BODY: {
-      const payload = c.bytes.subarray(c.pos, c.end);
+      // Not subarray(): on a Node Buffer that goes through Buffer's species constructor and costs far more.
+      const payload = new Uint8Array(c.bytes.buffer, c.bytes.byteOffset + c.pos, c.end - c.pos);
       c.pos = c.end;
       return { type: FRAME_BODY, channel, payload };
     }

@@ -15,6 +15,7 @@ import type { Cursor } from "../cursor.ts";
 import type { Writer } from "../writer.ts";
 import { DecodeError, EncodeError } from "../errors.ts";
 import { u8, u16, u32, u64, shortString, longBytes } from "../parsers.ts";
+import { shortStringInterned } from "../string-cache.ts";
 import type { Int64 } from "../parsers.ts";
 import { decodeFieldTable, encodeFieldTable } from "./field-table.ts";
 import type { FieldTable } from "./field-table.ts";
@@ -1877,7 +1878,7 @@ export function encodeExchangeDeclare(w: Writer, m: ExchangeDeclare): void {
 /** Reads the arguments of `exchange.declare` (after its class and method ids). */
 export function decodeExchangeDeclare(c: Cursor): ExchangeDeclare {
   u16(c); // reserved-1: reserved, discarded
-  const exchange = shortString(c);
+  const exchange = shortStringInterned(c);
   const type = shortString(c);
   const bits0 = u8(c); // Bits, least significant first: passive, durable, auto-delete, internal, no-wait.
   const arguments_ = decodeFieldTable(c);
@@ -1918,7 +1919,7 @@ export function encodeExchangeDelete(w: Writer, m: ExchangeDelete): void {
 /** Reads the arguments of `exchange.delete` (after its class and method ids). */
 export function decodeExchangeDelete(c: Cursor): ExchangeDelete {
   u16(c); // reserved-1: reserved, discarded
-  const exchange = shortString(c);
+  const exchange = shortStringInterned(c);
   const bits0 = u8(c); // Bits, least significant first: if-unused, no-wait.
   return {
     name: "exchange.delete",
@@ -1957,7 +1958,7 @@ export function decodeExchangeBind(c: Cursor): ExchangeBind {
   u16(c); // reserved-1: reserved, discarded
   const destination = shortString(c);
   const source = shortString(c);
-  const routingKey = shortString(c);
+  const routingKey = shortStringInterned(c);
   const bits0 = u8(c); // Bits, least significant first: no-wait.
   const arguments_ = decodeFieldTable(c);
   return {
@@ -1999,7 +2000,7 @@ export function decodeExchangeUnbind(c: Cursor): ExchangeUnbind {
   u16(c); // reserved-1: reserved, discarded
   const destination = shortString(c);
   const source = shortString(c);
-  const routingKey = shortString(c);
+  const routingKey = shortStringInterned(c);
   const bits0 = u8(c); // Bits, least significant first: no-wait.
   const arguments_ = decodeFieldTable(c);
   return {
@@ -2090,8 +2091,8 @@ export function encodeQueueBind(w: Writer, m: QueueBind): void {
 export function decodeQueueBind(c: Cursor): QueueBind {
   u16(c); // reserved-1: reserved, discarded
   const queue = shortString(c);
-  const exchange = shortString(c);
-  const routingKey = shortString(c);
+  const exchange = shortStringInterned(c);
+  const routingKey = shortStringInterned(c);
   const bits0 = u8(c); // Bits, least significant first: no-wait.
   const arguments_ = decodeFieldTable(c);
   return {
@@ -2130,8 +2131,8 @@ export function encodeQueueUnbind(w: Writer, m: QueueUnbind): void {
 export function decodeQueueUnbind(c: Cursor): QueueUnbind {
   u16(c); // reserved-1: reserved, discarded
   const queue = shortString(c);
-  const exchange = shortString(c);
-  const routingKey = shortString(c);
+  const exchange = shortStringInterned(c);
+  const routingKey = shortStringInterned(c);
   const arguments_ = decodeFieldTable(c);
   return { name: "queue.unbind", classId: 50, methodId: 50, queue, exchange, routingKey, arguments: arguments_ };
 }
@@ -2250,7 +2251,7 @@ export function encodeBasicConsume(w: Writer, m: BasicConsume): void {
 export function decodeBasicConsume(c: Cursor): BasicConsume {
   u16(c); // reserved-1: reserved, discarded
   const queue = shortString(c);
-  const consumerTag = shortString(c);
+  const consumerTag = shortStringInterned(c);
   const bits0 = u8(c); // Bits, least significant first: no-local, no-ack, exclusive, no-wait.
   const arguments_ = decodeFieldTable(c);
   return {
@@ -2274,7 +2275,7 @@ export function encodeBasicConsumeOk(w: Writer, m: BasicConsumeOk): void {
 
 /** Reads the arguments of `basic.consume-ok` (after its class and method ids). */
 export function decodeBasicConsumeOk(c: Cursor): BasicConsumeOk {
-  const consumerTag = shortString(c);
+  const consumerTag = shortStringInterned(c);
   return { name: "basic.consume-ok", classId: 60, methodId: 21, consumerTag };
 }
 
@@ -2287,7 +2288,7 @@ export function encodeBasicCancel(w: Writer, m: BasicCancel): void {
 
 /** Reads the arguments of `basic.cancel` (after its class and method ids). */
 export function decodeBasicCancel(c: Cursor): BasicCancel {
-  const consumerTag = shortString(c);
+  const consumerTag = shortStringInterned(c);
   const bits0 = u8(c); // Bits, least significant first: no-wait.
   return { name: "basic.cancel", classId: 60, methodId: 30, consumerTag, noWait: (bits0 & 1) !== 0 };
 }
@@ -2299,7 +2300,7 @@ export function encodeBasicCancelOk(w: Writer, m: BasicCancelOk): void {
 
 /** Reads the arguments of `basic.cancel-ok` (after its class and method ids). */
 export function decodeBasicCancelOk(c: Cursor): BasicCancelOk {
-  const consumerTag = shortString(c);
+  const consumerTag = shortStringInterned(c);
   return { name: "basic.cancel-ok", classId: 60, methodId: 31, consumerTag };
 }
 
@@ -2315,8 +2316,8 @@ export function encodeBasicPublish(w: Writer, m: BasicPublish): void {
 /** Reads the arguments of `basic.publish` (after its class and method ids). */
 export function decodeBasicPublish(c: Cursor): BasicPublish {
   u16(c); // reserved-1: reserved, discarded
-  const exchange = shortString(c);
-  const routingKey = shortString(c);
+  const exchange = shortStringInterned(c);
+  const routingKey = shortStringInterned(c);
   const bits0 = u8(c); // Bits, least significant first: mandatory, immediate.
   return {
     name: "basic.publish",
@@ -2341,8 +2342,8 @@ export function encodeBasicReturn(w: Writer, m: BasicReturn): void {
 export function decodeBasicReturn(c: Cursor): BasicReturn {
   const replyCode = u16(c);
   const replyText = shortString(c);
-  const exchange = shortString(c);
-  const routingKey = shortString(c);
+  const exchange = shortStringInterned(c);
+  const routingKey = shortStringInterned(c);
   return { name: "basic.return", classId: 60, methodId: 50, replyCode, replyText, exchange, routingKey };
 }
 
@@ -2358,11 +2359,11 @@ export function encodeBasicDeliver(w: Writer, m: BasicDeliver): void {
 
 /** Reads the arguments of `basic.deliver` (after its class and method ids). */
 export function decodeBasicDeliver(c: Cursor): BasicDeliver {
-  const consumerTag = shortString(c);
+  const consumerTag = shortStringInterned(c);
   const deliveryTag = u64(c);
   const bits0 = u8(c); // Bits, least significant first: redelivered.
-  const exchange = shortString(c);
-  const routingKey = shortString(c);
+  const exchange = shortStringInterned(c);
+  const routingKey = shortStringInterned(c);
   return {
     name: "basic.deliver",
     classId: 60,
@@ -2405,8 +2406,8 @@ export function encodeBasicGetOk(w: Writer, m: BasicGetOk): void {
 export function decodeBasicGetOk(c: Cursor): BasicGetOk {
   const deliveryTag = u64(c);
   const bits0 = u8(c); // Bits, least significant first: redelivered.
-  const exchange = shortString(c);
-  const routingKey = shortString(c);
+  const exchange = shortStringInterned(c);
+  const routingKey = shortStringInterned(c);
   const messageCount = u32(c);
   return {
     name: "basic.get-ok",

@@ -8,6 +8,7 @@
 import type { Cursor } from "../cursor.ts";
 import { DecodeError } from "../errors.ts";
 import { type Int64, shortString, u16, u64, u8 } from "../parsers.ts";
+import { shortStringInterned } from "../string-cache.ts";
 import type { Writer } from "../writer.ts";
 import { decodeFieldTable, encodeFieldTable, type FieldTable } from "./field-table.ts";
 
@@ -118,7 +119,8 @@ export function encodeBasicProperties(w: Writer, p: BasicProperties): void {
 }
 
 /**
- * Reads the presence mask and the properties it announces. Every property is present on the result (as
+ * Reads the presence mask and the properties it announces. Properties that repeat across messages (content
+ * type and encoding, type, app id, user id, reply-to) are interned; ids that differ every time are not. Every property is present on the result (as
  * `undefined` when absent), so all decoded properties share one object shape.
  * @example decodeBasicProperties(new Cursor(new Uint8Array([0x10, 0x00, 2]))); // { deliveryMode: 2, … }
  */
@@ -128,19 +130,19 @@ export function decodeBasicProperties(c: Cursor): BasicProperties {
     throw new DecodeError("BAD_VALUE", `Cannot decode basic properties: flags 0x${flags.toString(16)} set bits the basic class does not define`);
   }
   return {
-    contentType: flags & CONTENT_TYPE ? shortString(c) : undefined,
-    contentEncoding: flags & CONTENT_ENCODING ? shortString(c) : undefined,
+    contentType: flags & CONTENT_TYPE ? shortStringInterned(c) : undefined,
+    contentEncoding: flags & CONTENT_ENCODING ? shortStringInterned(c) : undefined,
     headers: flags & HEADERS ? decodeFieldTable(c) : undefined,
     deliveryMode: flags & DELIVERY_MODE ? u8(c) : undefined,
     priority: flags & PRIORITY ? u8(c) : undefined,
     correlationId: flags & CORRELATION_ID ? shortString(c) : undefined,
-    replyTo: flags & REPLY_TO ? shortString(c) : undefined,
+    replyTo: flags & REPLY_TO ? shortStringInterned(c) : undefined,
     expiration: flags & EXPIRATION ? shortString(c) : undefined,
     messageId: flags & MESSAGE_ID ? shortString(c) : undefined,
     timestamp: flags & TIMESTAMP ? u64(c) : undefined,
-    type: flags & TYPE ? shortString(c) : undefined,
-    userId: flags & USER_ID ? shortString(c) : undefined,
-    appId: flags & APP_ID ? shortString(c) : undefined,
+    type: flags & TYPE ? shortStringInterned(c) : undefined,
+    userId: flags & USER_ID ? shortStringInterned(c) : undefined,
+    appId: flags & APP_ID ? shortStringInterned(c) : undefined,
     clusterId: flags & CLUSTER_ID ? shortString(c) : undefined,
   };
 }

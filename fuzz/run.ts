@@ -1,0 +1,110 @@
+/**
+ * The fuzzer's command line: `npm run fuzz -- [--runs N] [--seed S] [--target frames|tables|methods]…
+ * [--time-limit MS] [--input I] [--replay FILE.hex]`.
+ *
+ * Prints one line per target (`frames: N inputs, max X ms per input, 0 crashes`), a detail line, and a
+ * summary; writes every crashing input to fuzz/crashes/<target>-<seed>-<index>.hex and exits 1 if there was
+ * any. `--seed` defaults to the clock and is always printed, so any run can be repeated; `--input I` re-runs
+ * input I alone; `--replay FILE` judges a saved input (its target is taken from the file name).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { bytesOfHex, hexOf } from "./corpus.ts";
+import { checkInput, runTarget, type TargetName, TARGETS, type TargetStats } from "./targets.ts";
+
+interface Args {
+  runs: number;
+  seed: number;
+  targets: TargetName[];
+  timeLimitMs: number;
+  input: number | undefined;
+  replay: string | undefined;
+}
+
+function usage(message: string): never {
+  console.error(`fuzz: ${message}`);
+  console.error("usage: npm run fuzz -- [--runs N] [--seed S] [--target frames|tables|methods]... [--time-limit MS] [--input I] [--replay FILE.hex]");
+  process.exit(2);
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { runs: 10000, seed: Date.now() >>> 0, targets: [], timeLimitMs: 20, input: undefined, replay: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) usage(`${a} needs a value`);
+      return v;
+    };
+    const int = (v: string) => {
+      if (!/^\d+$/.test(v)) usage(`${a} takes a non-negative integer, not ${v}`);
+      return Number(v);
+    };
+    if (a === "--runs") args.runs = int(value());
+    else if (a === "--seed") args.seed = int(value()) >>> 0;
+    else if (a === "--target") {
+      const t = value();
+      if (!(TARGETS as readonly string[]).includes(t)) usage(`unknown target ${t}`);
+      args.targets.push(t as TargetName);
+    } else if (a === "--time-limit") args.timeLimitMs = int(value());
+    else if (a === "--input") args.input = int(value());
+    else if (a === "--replay") args.replay = value();
+    else usage(`unknown argument ${a}`);
+  }
+  if (args.targets.length === 0) args.targets = [...TARGETS];
+  return args;
+}
+
+const crashDir = path.join(path.dirname(fileURLToPath(import.meta.url)), "crashes");
+
+function replay(file: string): number {
+  const base = path.basename(file);
+  const target = TARGETS.find((t) => base.startsWith(`${t}-`));
+  if (!target) usage(`cannot tell the target from the file name ${base} (expected <target>-<seed>-<index>.hex)`);
+  const failures = checkInput(target, bytesOfHex(readFileSync(file, "utf8")));
+  for (const f of failures) console.log(`${target}: ${f.kind}: ${f.message}`);
+  console.log(`${base}: ${failures.length === 0 ? "handled (DecodeError or accepted, all invariants hold)" : `${failures.length} failures`}`);
+  return failures.length === 0 ? 0 : 1;
+}
+
+function detail(s: TargetStats): string {
+  const codes = Object.entries(s.codes)
+    .sort((a, b) => b[1] - a[1])
+    .map(([c, n]) => `${c} ${n}`)
+    .join(", ");
+  return `  ${s.target}: ${s.accepted} accepted, ${s.rejected} rejected (${codes || "none"}); ${s.extremes} fixed extreme cases`;
+}
+
+function main(): number {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.replay) return replay(args.replay);
+  console.log(`fuzz: seed ${args.seed}, ${args.runs} inputs per target, time limit ${args.timeLimitMs} ms per input (re-run with --seed ${args.seed})`);
+  const started = performance.now();
+  let inputs = 0;
+  let crashes = 0;
+  let maxMs = 0;
+  for (const target of args.targets) {
+    const stats = runTarget(target, args.runs, args.seed, { timeLimitMs: args.timeLimitMs, ...(args.input !== undefined ? { only: args.input } : {}) });
+    inputs += stats.inputs + stats.extremes;
+    crashes += stats.crashes.length;
+    maxMs = Math.max(maxMs, stats.maxMs);
+    console.log(`${target}: ${stats.inputs} inputs, max ${stats.maxMs.toFixed(2)} ms per input, ${stats.crashes.length} crashes`);
+    console.log(detail(stats));
+    for (const c of stats.crashes) {
+      const name = `${c.target}-${c.seed}-${c.index < 0 ? "extreme" : c.index}.hex`;
+      mkdirSync(crashDir, { recursive: true });
+      const file = path.join(crashDir, name);
+      writeFileSync(file, hexOf(c.input) + "\n");
+      const hex = hexOf(c.input);
+      console.log(`  CRASH ${c.kind}: ${c.message}`);
+      console.log(`    input #${c.index} (${c.input.length} bytes) saved to ${path.relative(process.cwd(), file)}`);
+      console.log(`    hex: ${hex.length > 400 ? `${hex.slice(0, 400)}… (${c.input.length} bytes)` : hex}`);
+    }
+  }
+  const secs = ((performance.now() - started) / 1000).toFixed(1);
+  console.log(`fuzz: ${args.targets.length} targets, ${inputs} inputs, max ${maxMs.toFixed(2)} ms per input, ${crashes} crashes in ${secs} s (seed ${args.seed})`);
+  return crashes === 0 ? 0 : 1;
+}
+
+process.exitCode = main();
