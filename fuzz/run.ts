@@ -11,12 +11,17 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bytesOfHex, hexOf } from "./corpus.ts";
-import { checkInput, runTarget, type TargetName, TARGETS, type TargetStats } from "./targets.ts";
+import { fuzzMachine } from "./machine-target.ts";
+import { checkInput, runTarget, TARGETS, type TargetStats } from "./targets.ts";
+
+/** The codec targets, plus the machine fed arbitrary broker bytes after a handshake (fuzz/machine-target.ts). */
+const ALL_TARGETS = [...TARGETS, "machine"] as const;
+type AnyTarget = (typeof ALL_TARGETS)[number];
 
 interface Args {
   runs: number;
   seed: number;
-  targets: TargetName[];
+  targets: AnyTarget[];
   timeLimitMs: number;
   input: number | undefined;
   replay: string | undefined;
@@ -45,14 +50,14 @@ function parseArgs(argv: readonly string[]): Args {
     else if (a === "--seed") args.seed = int(value()) >>> 0;
     else if (a === "--target") {
       const t = value();
-      if (!(TARGETS as readonly string[]).includes(t)) usage(`unknown target ${t}`);
-      args.targets.push(t as TargetName);
+      if (!(ALL_TARGETS as readonly string[]).includes(t)) usage(`unknown target ${t}`);
+      args.targets.push(t as AnyTarget);
     } else if (a === "--time-limit") args.timeLimitMs = int(value());
     else if (a === "--input") args.input = int(value());
     else if (a === "--replay") args.replay = value();
     else usage(`unknown argument ${a}`);
   }
-  if (args.targets.length === 0) args.targets = [...TARGETS];
+  if (args.targets.length === 0) args.targets = [...ALL_TARGETS];
   return args;
 }
 
@@ -85,6 +90,15 @@ function main(): number {
   let crashes = 0;
   let maxMs = 0;
   for (const target of args.targets) {
+    if (target === "machine") {
+      const m = fuzzMachine(args.runs, args.seed);
+      inputs += m.runs;
+      crashes += m.crashes.length;
+      maxMs = Math.max(maxMs, m.maxMs);
+      console.log(`machine: ${m.runs} inputs, max ${m.maxMs.toFixed(2)} ms per input, ${m.crashes.length} crashes`);
+      for (const c of m.crashes) console.log(`  CRASH ${c.error}\n    ${c.input.slice(0, 400)}`);
+      continue;
+    }
     const stats = runTarget(target, args.runs, args.seed, { timeLimitMs: args.timeLimitMs, ...(args.input !== undefined ? { only: args.input } : {}) });
     inputs += stats.inputs + stats.extremes;
     crashes += stats.crashes.length;
