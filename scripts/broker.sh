@@ -57,6 +57,8 @@ install_broker() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
     # Debian's package may start a system broker on 0.0.0.0; ours runs from a temporary directory instead.
     pkill -f 'beam.*rabbit' 2>/dev/null || true
+    # ...and its epmd listens on every interface; ours is started on 127.0.0.1 (ERL_EPMD_ADDRESS) instead.
+    pkill -x epmd 2>/dev/null || true
     return 0
   fi
   log "rabbitmq-server is not installed and this script cannot install it (it needs root and apt-get)."
