@@ -8,7 +8,10 @@
  * @cloudamqp/amqp-client, rabbitmq-client — runs in the same bare `node`, with no TypeScript loader hooks
  * (tsx registers a loader thread, which would add to the process's CPU time and RSS for one side only).
  *
- * Scenarios (all against the broker on 127.0.0.1:5672; each uses a fresh queue named ≤ 20 bytes):
+ * Environment: AMQP_URL (default amqp://guest:guest@127.0.0.1:5672/; bench/fake-broker.mjs works too, with a
+ * `fill<N>x<SIZE>` queue for consume), WARREN_DIST (default ../dist: point it at another build to A/B).
+ *
+ * Scenarios (each uses a fresh queue named ≤ 20 bytes):
  *   publish   `count` messages of `size` bytes without confirms, each client's fastest correct idiom
  *             (below). The phase ends with one synchronous round trip on the same channel (a passive
  *             queue.declare): the broker handles a channel's frames in order, so its reply means every
@@ -22,7 +25,9 @@
  *
  * Every scenario first runs `--warmup` un-timed operations the same way, so the timed phase sees JIT-compiled
  * code. CPU is `process.cpuUsage()` (user + system, all threads of the process: GC included) over the timed
- * phase only. Prints one JSON line on stdout.
+ * phase only. Prints one JSON line on stdout, which also carries, for the timed phase: CPU per thread name
+ * (`threadsUs`: "main" is the JavaScript thread, "node" V8's GC/compiler helpers; Linux only), the main
+ * thread's context switches (`switches.voluntary` = times it slept and woke) and minor page faults.
  *
  * `--io-stats` (a diagnostic: it slows every socket call a little, so never combined with the timed
  * figures in the table) counts over the timed phase: socket.write() calls, writes that reach the socket
