@@ -13,8 +13,9 @@
  *                            dispatch `pollEvent()` until it returns undefined.
  *
  * Commands only enqueue: they write frames into the outbound buffer and return at once with an id (a request
- * id, a channel number, a publish sequence number) that a later event settles. Time is always a parameter;
- * commands use the time of the latest input, timeout or transmit.
+ * id, a channel number, a publish sequence number) that a later event settles. Time is always a parameter,
+ * and commands take none: what they start is timed from the `pollTransmit(now)` that hands out their bytes
+ * (the wait for connection.close-ok, the heartbeat's idea of when we last sent).
  *
  * Rules it keeps:
  * - Broker behaviour never throws. A broker that breaks the protocol gets the connection.close the spec
@@ -131,7 +132,6 @@ export class ConnectionMachine {
   /** connection.update-secret requests: in flight first. */
   private secretRequests: number[] = [];
 
-  private now: number;
   private frameMax: number;
   private channelMax = 0xffff;
   private heartbeatMs = 0;
@@ -157,7 +157,6 @@ export class ConnectionMachine {
     const resolved = resolveOptions(options);
     this.#password = resolved.password;
     this.options = { ...resolved, password: "" };
-    this.now = now;
     this.lastSent = now;
     this.lastReceived = now;
     this.frameMax = this.options.frameMax;
@@ -202,7 +201,6 @@ export class ConnectionMachine {
    * modify them afterwards.
    */
   handleInput(bytes: Uint8Array, now: number): void {
-    this.now = now;
     if (this.state === "closed" || bytes.length === 0) return;
     this.lastReceived = now;
     this.deadJudgedAt = undefined;
@@ -225,7 +223,6 @@ export class ConnectionMachine {
 
   /** The transport ended: the peer closed it, or it failed. */
   handleEnd(now: number): void {
-    this.now = now;
     if (this.state === "closed") return;
     if (this.state === "closing" && this.closeReason) {
       this.finish(this.closeReason);
@@ -240,7 +237,6 @@ export class ConnectionMachine {
 
   /** Call when the time from `pollTimeout()` has come (late is fine, early is a no-op). */
   handleTimeout(now: number): void {
-    this.now = now;
     if (this.state === "closed") return;
     if (this.handshakeDeadline !== undefined && now >= this.handshakeDeadline) {
       this.finish(reason("transport", 0, `connection timed out: the AMQP handshake did not finish within ${this.options.handshakeTimeout} ms`));
@@ -273,7 +269,6 @@ export class ConnectionMachine {
 
   /** Bytes to write to the transport, now owned by the caller; undefined when there are none. */
   pollTransmit(now: number): Uint8Array | undefined {
-    this.now = now;
     if (this.out.length === 0) return undefined;
     this.lastSent = now;
     this.heartbeatQueued = false;
