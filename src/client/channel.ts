@@ -28,6 +28,8 @@ export interface ChannelHost {
   /** Whether writing is currently over the high-water mark. */
   readonly backpressured: boolean;
   scheduleFlush(): void;
+  /** Stops (true) or resumes (false) reading from the socket for `who` (reading resumes when nobody asks). */
+  pauseReading(who: object, paused: boolean): void;
   readonly machine: import("../machine/connection.ts").ConnectionMachine;
 }
 
@@ -257,6 +259,11 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   /** Cancels a consumer by tag. Prefer `consumer.cancel()`. */
   async basicCancel(consumerTag: string, o: Signal = {}): Promise<void> {
     await this.cancelConsumer(consumerTag, o.signal);
+  }
+
+  /** @internal */
+  pauseReading(consumer: Consumer, paused: boolean): void {
+    this.#host.pauseReading(consumer, paused);
   }
 
   /** @internal */

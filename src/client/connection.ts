@@ -271,6 +271,19 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   }
 
   /** @internal */
+  pauseReading(who: object, paused: boolean): void {
+    const before = this.#readPausers.size > 0;
+    if (paused) this.#readPausers.add(who);
+    else this.#readPausers.delete(who);
+    const after = this.#readPausers.size > 0;
+    if (before === after || !this.#transport?.pauseReading) return;
+    this.#transport.pauseReading(after);
+    this.machine.handleReadPaused(after, this.#runtime.now());
+    this.#afterMachine();
+  }
+  #readPausers = new Set<object>();
+
+  /** @internal */
   scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;

@@ -2,7 +2,9 @@
  * A consumer: deliveries for one consumer tag, as an async iterator or through a callback.
  *
  * Memory is bounded by the channel's prefetch (basic.qos): the broker sends no more unacked messages than
- * that, and this buffer holds only what the loop has not taken yet. Leaving a `for await` loop early (break,
+ * that, and this buffer holds only what the loop has not taken yet. Without a prefetch (or with noAck) the
+ * broker sends as fast as it can, so past PAUSE_AT buffered messages the consumer asks the connection to
+ * stop reading from the socket until the loop has caught up (TCP then pushes back on the broker). Leaving a `for await` loop early (break,
  * return, throw) cancels the consumer.
  *
  * The iterator ends normally after `cancel()`. It throws when the consumer ends any other way: a
@@ -30,7 +32,13 @@ export type ConsumerEvents = {
 export interface ConsumerHost {
   /** basic.cancel for this consumer. */
   cancelConsumer(consumerTag: string): Promise<void>;
+  /** Stop (true) or resume (false) reading from the socket on this consumer's behalf. */
+  pauseReading(consumer: Consumer, paused: boolean): void;
 }
+
+/** Buffered messages at which reading pauses, and at which it resumes. */
+const PAUSE_AT = 4096;
+const RESUME_AT = 1024;
 
 const asyncDispose: typeof Symbol.asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose as typeof Symbol.asyncDispose ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
 
@@ -44,6 +52,7 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
   #wake: (() => void) | undefined;
   #ended = false;
   #error: Error | undefined;
+  #paused = false;
 
   constructor(host: ConsumerHost, queue: string, consumerTag: string, onMessage?: (m: Message) => unknown) {
     super();
@@ -86,7 +95,13 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
       return;
     }
     this.#buffer.push(message);
+    if (!this.#paused && this.buffered >= PAUSE_AT) this.#setPaused(true);
     this.#wakeUp();
+  }
+
+  #setPaused(paused: boolean): void {
+    this.#paused = paused;
+    this.#host.pauseReading(this, paused);
   }
 
   /** @internal The consumer is over: cancelled (no error), by the broker, or with its channel. */
@@ -94,6 +109,7 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
     if (this.#ended) return;
     this.#ended = true;
     this.#error = error;
+    if (this.#paused) this.#setPaused(false);
     this.#wakeUp();
     this.emit("close", error);
   }
@@ -111,6 +127,7 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
         if (this.#head < this.#buffer.length) {
           const m = this.#buffer[this.#head]!;
           this.#buffer[this.#head++] = undefined as unknown as Message;
+          if (this.#paused && this.buffered <= RESUME_AT) this.#setPaused(false);
           if (this.#head > 1024 && this.#head * 2 > this.#buffer.length) {
             this.#buffer = this.#buffer.slice(this.#head);
             this.#head = 0;

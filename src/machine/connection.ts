@@ -235,6 +235,20 @@ export class ConnectionMachine {
     this.finish(reason("transport", 0, text));
   }
 
+  /**
+   * The caller stopped (true) or resumed (false) reading from the transport — say, for a consumer that fell
+   * behind. Silence from the broker proves nothing while we are not listening, so the dead-peer check is
+   * suspended meanwhile and starts afresh on resume. (Our own heartbeats still go out.)
+   */
+  handleReadPaused(paused: boolean, now: number): void {
+    this.readPaused = paused;
+    if (!paused) {
+      this.lastReceived = now;
+      this.deadJudgedAt = undefined;
+    }
+  }
+  private readPaused = false;
+
   /** Call when the time from `pollTimeout()` has come (late is fine, early is a no-op). */
   handleTimeout(now: number): void {
     if (this.state === "closed") return;
@@ -247,7 +261,7 @@ export class ConnectionMachine {
       return;
     }
     if (this.heartbeatMs > 0 && this.state !== "closing") {
-      const deadAt = this.deadJudgedAt ?? this.lastReceived + 2 * this.heartbeatMs;
+      const deadAt = this.readPaused ? Infinity : (this.deadJudgedAt ?? this.lastReceived + 2 * this.heartbeatMs);
       if (now >= deadAt) {
         if (this.deadJudgedAt === undefined && now - deadAt > LATE_TIMER_MS) {
           // The timer fired late, so the host was busy; input may be queued behind it. Look again shortly.
@@ -286,7 +300,7 @@ export class ConnectionMachine {
     if (this.handshakeDeadline !== undefined) t = Math.min(t, this.handshakeDeadline);
     if (this.closeDeadline !== undefined) t = Math.min(t, this.closeDeadline);
     if (this.heartbeatMs > 0 && this.state !== "closing") {
-      t = Math.min(t, this.deadJudgedAt ?? this.lastReceived + 2 * this.heartbeatMs);
+      if (!this.readPaused) t = Math.min(t, this.deadJudgedAt ?? this.lastReceived + 2 * this.heartbeatMs);
       if (!this.heartbeatQueued) t = Math.min(t, this.lastSent + this.heartbeatMs / 2);
     }
     return t === Infinity ? undefined : t;

@@ -265,3 +265,21 @@ describe("pollTimeout", () => {
     );
   });
 });
+
+describe("while the caller has paused reading", () => {
+  it("does not judge the broker dead, and restarts the count on resume", () => {
+    const broker = open60();
+    const start = broker.now;
+    broker.machine.handleReadPaused(true, broker.now);
+    // Step through every deadline for 10 minutes of silence: only our own heartbeats go out.
+    while (broker.now < start + 600_000) broker.fireTimer();
+    expect(broker.machine.isClosed).toBe(false);
+    broker.machine.handleReadPaused(false, broker.now);
+    const resumed = broker.now;
+    // Two intervals of silence after resuming are still fatal, counted from the resume.
+    while (!broker.machine.isClosed && broker.now < resumed + 300_000) broker.fireTimer();
+    expect(broker.expectEvent("connectionClosed").reason.initiator).toBe("transport");
+    expect(broker.now).toBeGreaterThanOrEqual(resumed + 120_000);
+    expect(broker.now).toBeLessThan(resumed + 125_000);
+  });
+});
