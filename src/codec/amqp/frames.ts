@@ -10,8 +10,8 @@
  * chunking) is {@link FrameDecoder} in frame-decoder.ts.
  */
 import { Cursor } from "../cursor.ts";
-import { DecodeError, EncodeError } from "../errors.ts";
-import { allConsuming, complete, type Int64, u16, u64 } from "../parsers.ts";
+import { DecodeError, EncodeError, Incomplete } from "../errors.ts";
+import { type Int64, u16, u64 } from "../parsers.ts";
 import type { Writer } from "../writer.ts";
 import { type BasicProperties, decodeBasicProperties, encodeBasicProperties } from "./properties.ts";
 import { decodeMethodPayload, encodeMethodPayload, type Method } from "./methods.generated.ts";
@@ -168,16 +168,22 @@ export function encodeHeartbeatFrame(w: Writer): void {
 // ---------------------------------------------------------------------------------------------------------
 // Decoding
 
-const decodeMethodWhole = complete(allConsuming(decodeMethodPayload));
-const decodeHeaderWhole = complete(
-  allConsuming((c: Cursor) => {
-    const classId = u16(c);
-    u16(c); // weight
-    const bodySize = u64(c);
-    if (classId !== 60) throw new DecodeError("BAD_VALUE", `Cannot decode content header: class ${classId} carries no content`);
-    return { classId, bodySize, properties: decodeBasicProperties(c) };
-  }),
-);
+/**
+ * Runs `decode` over a whole frame payload: running out of bytes is TRUNCATED (the payload is known to be
+ * whole) and bytes left over are TRAILING_BYTES. The same contract as `complete(allConsuming(p))`, written
+ * out because this runs for every frame.
+ */
+function whole<T>(c: Cursor, decode: (c: Cursor) => T, what: string): T {
+  let v: T;
+  try {
+    v = decode(c);
+  } catch (e) {
+    if (e instanceof Incomplete) throw new DecodeError("TRUNCATED", `Cannot decode ${what}: the frame ends ${e.needed} bytes early`);
+    throw e;
+  }
+  if (c.pos !== c.end) throw new DecodeError("TRAILING_BYTES", `Cannot decode ${what}: ${c.end - c.pos} bytes left over in the frame`);
+  return v;
+}
 
 /**
  * Decodes the payload of one frame whose header has been read: `c` spans exactly the payload (pos to end).
@@ -186,10 +192,14 @@ const decodeHeaderWhole = complete(
 export function decodeFramePayload(type: number, channel: number, c: Cursor): Frame {
   switch (type) {
     case FRAME_METHOD:
-      return { type: FRAME_METHOD, channel, method: decodeMethodWhole(c) };
+      return { type: FRAME_METHOD, channel, method: whole(c, decodeMethodPayload, "method frame") };
     case FRAME_HEADER: {
-      const h = decodeHeaderWhole(c);
-      return { type: FRAME_HEADER, channel, classId: h.classId, bodySize: h.bodySize, properties: h.properties };
+      if (c.end - c.pos < 14) throw new DecodeError("TRUNCATED", `Cannot decode content header: ${c.end - c.pos} bytes is too short`);
+      const classId = u16(c);
+      u16(c); // weight, unused
+      const bodySize = u64(c);
+      if (classId !== 60) throw new DecodeError("BAD_VALUE", `Cannot decode content header: class ${classId} carries no content`);
+      return { type: FRAME_HEADER, channel, classId, bodySize, properties: whole(c, decodeBasicProperties, "content header") };
     }
     case FRAME_BODY: {
       // Not subarray(): on a Node Buffer that goes through Buffer's species constructor and costs far more.
