@@ -28,6 +28,8 @@ export interface ChannelHost {
   /** Whether writing is currently over the high-water mark. */
   readonly backpressured: boolean;
   scheduleFlush(): void;
+  /** Writes soon, for a request awaiting its reply (see Connection.flushForRequest). */
+  flushForRequest(): void;
   /** Stops (true) or resumes (false) reading from the socket for `who` (reading resumes when nobody asks). */
   pauseReading(who: object, paused: boolean): void;
   readonly machine: import("../machine/connection.ts").ConnectionMachine;
@@ -484,7 +486,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       return undefined;
     }
     const requestId = this.#host.command(() => machine.call(this.id, method));
-    this.#host.scheduleFlush();
+    this.#host.flushForRequest();
     return this.#host.waitReply(requestId, o.signal, onReply);
   }
 

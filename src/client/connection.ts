@@ -283,6 +283,22 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   }
   #readPausers = new Set<object>();
 
+  /**
+   * @internal Requests (declare, consume, get, …) wait for a reply, so their bytes leave at the end of the
+   * current synchronous code (a microtask) — a burst issued together still shares one write — rather than
+   * at the end of the event-loop turn like publishes and acks.
+   */
+  flushForRequest(): void {
+    if (this.#requestFlushScheduled) return;
+    this.#requestFlushScheduled = true;
+    queueMicrotask(() => {
+      this.#requestFlushScheduled = false;
+      this.#flush();
+      this.#armTimer();
+    });
+  }
+  #requestFlushScheduled = false;
+
   /** @internal */
   scheduleFlush(): void {
     if (this.#flushScheduled) return;
