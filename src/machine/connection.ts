@@ -150,8 +150,8 @@ export class ConnectionMachine {
    * Creates a connection and queues the protocol header; call `pollTransmit` to get it.
    * @param now the current time in milliseconds (any monotonic clock)
    * @example
-   * const m = new ConnectionMachine({ username: "guest", password: "guest" }, performance.now());
-   * socket.write(m.pollTransmit(performance.now())!);
+   * const m = new ConnectionMachine({ username: "guest", password: "guest" }, clock());
+   * socket.write(m.pollTransmit(clock())!);
    */
   constructor(options: MachineOptions = {}, now: number) {
     const resolved = resolveOptions(options);
