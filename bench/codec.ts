@@ -176,7 +176,9 @@ interface Decoded {
 function warrenDecoder(): (chunk: Buffer) => Decoded {
   const d = new FrameDecoder({ frameMax: FRAME_MAX });
   return (chunk) => {
-    d.push(chunk);
+    // What src/adapters/node.ts does with every socket read: hand the machine a plain Uint8Array view (a
+    // Buffer subclass instance would make every byte access in the decoder polymorphic).
+    d.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     let method: MethodFrame | undefined;
     let header: HeaderFrame | undefined;
     let body: BodyFrame | undefined;

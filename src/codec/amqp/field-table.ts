@@ -105,7 +105,7 @@ export const field = {
  * decodeFieldTable(new Cursor(new Uint8Array([0, 0, 0, 4, 1, 97, 116, 1]))); // { a: true }
  */
 export function decodeFieldTable(c: Cursor): FieldTable {
-  return decodeTable(c, 0);
+  return guarded(c, decodeTable, "field table");
 }
 
 /**
@@ -113,7 +113,22 @@ export function decodeFieldTable(c: Cursor): FieldTable {
  * @example decodeFieldArray(new Cursor(new Uint8Array([0, 0, 0, 2, 98, 0xff]))); // [-1]
  */
 export function decodeFieldArray(c: Cursor): FieldValue[] {
-  return decodeArray(c, 0);
+  return guarded(c, decodeArray, "field array");
+}
+
+/**
+ * Runs a table or array decoder from the top. Inside, each nested table narrows `c.end` to its own length;
+ * running out of bytes there is malformed data, not a need for more input, so an Incomplete becomes
+ * TRUNCATED — here, once, rather than in every nested table — and `c.end` is put back.
+ */
+function guarded<T>(c: Cursor, decode: (c: Cursor, depth: number) => T, what: string): T {
+  const end = c.end;
+  try {
+    return decode(c, 0);
+  } catch (e) {
+    c.end = end;
+    throw truncatedInside(e, what);
+  }
 }
 
 function windowEnd(c: Cursor, what: string): number {
@@ -131,16 +146,11 @@ function decodeTable(c: Cursor, depth: number): FieldTable {
   const outerEnd = c.end;
   c.end = end; // entries may not read past the table's own length
   const table: FieldTable = new (TableObject as unknown as new () => FieldTable)();
-  try {
-    while (c.pos < end) {
-      const key = shortStringInterned(c); // header names repeat from message to message
-      table[key] = decodeValue(c, depth);
-    }
-  } catch (e) {
-    throw truncatedInside(e, "field table");
-  } finally {
-    c.end = outerEnd;
+  while (c.pos < end) {
+    const key = shortStringInterned(c); // header names repeat from message to message
+    table[key] = decodeValue(c, depth);
   }
+  c.end = outerEnd;
   return table;
 }
 
@@ -158,13 +168,8 @@ function decodeArray(c: Cursor, depth: number): FieldValue[] {
   const outerEnd = c.end;
   c.end = end;
   const out: FieldValue[] = [];
-  try {
-    while (c.pos < end) out.push(decodeValue(c, depth));
-  } catch (e) {
-    throw truncatedInside(e, "field array");
-  } finally {
-    c.end = outerEnd;
-  }
+  while (c.pos < end) out.push(decodeValue(c, depth));
+  c.end = outerEnd;
   return out;
 }
 
