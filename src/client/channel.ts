@@ -85,6 +85,11 @@ export interface ConsumeOptions extends Signal {
   noAck?: boolean;
   exclusive?: boolean;
   arguments?: FieldTable;
+  /**
+   * Called when the `onMessage` callback throws or rejects (the message stays unacked). Given here rather
+   * than as an "error" listener, it also sees messages that arrive before basicConsume resolves.
+   */
+  onError?: (error: unknown, message: Message) => void;
 }
 export interface PublishOptions extends Signal {
   mandatory?: boolean;
@@ -252,6 +257,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
         return;
       }
       consumer = new Consumer(this, queue, consumerTag, onMessage);
+      if (o.onError) consumer.on("error", o.onError);
       this.#consumers.set(consumerTag, consumer);
     });
     if (reply?.method.name !== "basic.consume-ok" || !consumer) throw new Error("unreachable: basic.consume answered by " + reply?.method.name);

@@ -142,6 +142,17 @@ describe("callback consumers", () => {
     expect((await ch2.queueDeclare(queue, { passive: true })).messageCount).toBe(2);
   });
 
+  it("onError sees callback failures for messages that were waiting before basicConsume resolved", async () => {
+    const { ch, queue } = await setup(3); // m0..m2 already in the queue: they arrive with consume-ok
+    const errors: string[] = [];
+    const consumer = await ch.basicConsume(queue, { onError: (e, m) => errors.push(`${(e as Error).message} ${m.bodyText()}`) }, (m) => {
+      throw new Error(`failed ${m.bodyText()}`);
+    });
+    expect(await waitFor(() => errors.length === 3, 5000)).toBe(true);
+    expect(errors).toEqual(["failed m0 m0", "failed m1 m1", "failed m2 m2"]);
+    await consumer.cancel();
+  });
+
   it("an exclusive consumer keeps others off the queue (403)", async () => {
     const { conn, ch, queue } = await setup(0);
     await ch.basicConsume(queue, { exclusive: true });
