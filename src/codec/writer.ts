@@ -50,7 +50,11 @@ export class Writer {
    * small; positions returned by `reserve` are relative to `start`, so they survive the move.
    */
   ensure(n: number): void {
-    if (this.pos + n <= this.bytes.length) return;
+    // Every write calls this: keep it tiny so V8 inlines it, with the rare growth out of line.
+    if (this.pos + n > this.bytes.length) this.grow(n);
+  }
+
+  private grow(n: number): void {
     const pending = this.pos - this.start;
     const size = Math.max(this.slabSize, (pending + n) * 2);
     const next = new Uint8Array(size);
