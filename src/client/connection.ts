@@ -146,7 +146,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     const { channel, requestId } = this.command(() => this.machine.openChannel());
     const ch = new Channel(this, channel);
     this.#channels.set(channel, ch);
-    this.scheduleFlush();
+    this.flushForRequest();
     await this.waitReply(requestId, o.signal, () => {
       // Opened after the caller gave up: close it rather than leave a channel nobody holds.
       if (o.signal?.aborted) ch.close().catch(() => undefined);
@@ -167,7 +167,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   async updateSecret(newSecret: string, reason = "refresh", o: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#closedFlag) throw this.#closedError();
     const requestId = this.command(() => this.machine.updateSecret(new TextEncoder().encode(newSecret), reason));
-    this.scheduleFlush();
+    this.flushForRequest();
     await this.waitReply(requestId, o.signal);
   }
 
