@@ -5,6 +5,7 @@
  * Everything here is deterministic given an {@link Rng}: the same seed gives the same inputs.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { concat } from "../test/support/bytes.ts";
 import {
   Decimal,
   encodeBasicProperties,
@@ -33,18 +34,6 @@ export function bytesOfHex(hex: string): Uint8Array {
   if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean)) throw new Error("not a hex string");
   const out = new Uint8Array(clean.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
   return out;
 }
 

@@ -29,6 +29,7 @@ import {
   method,
   methodFrame,
 } from "../test/support/fake-broker.ts";
+import { concat } from "../test/support/bytes.ts";
 
 /** A run slower than this counts as a crash (the machine must stay bounded in time). */
 const SLOW_MS = 2_000;
@@ -91,18 +92,6 @@ class Gen {
   tag(): number | bigint {
     return this.pick<number | bigint>([0, 1, 2, 3, this.range(1, 20), this.range(1, 1000), 2 ** 53 - 1, 2n ** 64n - 1n]);
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function hex(b: Uint8Array): string {

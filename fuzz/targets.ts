@@ -49,7 +49,6 @@ import {
 } from "../src/codec/index.ts";
 import {
   bytesOfHex,
-  concat,
   encodedArray,
   encodedProperties,
   encodedTable,
@@ -63,6 +62,7 @@ import {
   writeU32,
 } from "./corpus.ts";
 import { inputSeed, Rng } from "./rng.ts";
+import { concat } from "../test/support/bytes.ts";
 
 export const TARGETS = ["frames", "tables", "methods"] as const;
 export type TargetName = (typeof TARGETS)[number];

@@ -4,22 +4,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { type Channel, type Message, PreconditionFailedError, type WarrenError } from "../../src/index.ts";
-import { recordUnhandledRejections, useConnections, waitFor, within } from "../support/broker.ts";
+import { confirmChannelWithQueue, messageCount, recordUnhandledRejections, useConnections, waitFor, within } from "../support/broker.ts";
 
 recordUnhandledRejections();
 const broker = useConnections();
 
-/** A channel in confirm mode with an exclusive server-named queue. */
-async function setup(): Promise<{ ch: Channel; queue: string }> {
-  const { ch } = await broker.channel();
-  const { queue } = await ch.queueDeclare("", { exclusive: true });
-  await ch.confirmSelect();
-  return { ch, queue };
-}
-
-async function count(ch: Channel, queue: string): Promise<number> {
-  return (await ch.queueDeclare(queue, { passive: true })).messageCount;
-}
+const setup = () => confirmChannelWithQueue(broker);
+const count = messageCount;
 
 describe("basic.publish and basic.get", () => {
   it("basicGet resolves null on an empty queue", async () => {

@@ -4,21 +4,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { type Channel, MessageReturnedError, PublishNackedError, type ReturnedMessage } from "../../src/index.ts";
-import { recordUnhandledRejections, uniqueName, useConnections, waitFor, within } from "../support/broker.ts";
+import { confirmChannelWithQueue, messageCount, recordUnhandledRejections, uniqueName, useConnections, waitFor, within } from "../support/broker.ts";
 
 recordUnhandledRejections();
 const broker = useConnections();
 
-async function setup(): Promise<{ ch: Channel; queue: string }> {
-  const { ch } = await broker.channel();
-  const { queue } = await ch.queueDeclare("", { exclusive: true });
-  await ch.confirmSelect();
-  return { ch, queue };
-}
-
-async function count(ch: Channel, queue: string): Promise<number> {
-  return (await ch.queueDeclare(queue, { passive: true })).messageCount;
-}
+const setup = () => confirmChannelWithQueue(broker);
+const count = messageCount;
 
 describe("publisher confirms", () => {
   it("basicPublish resolves once the broker acked, and the message is then in the queue", async () => {

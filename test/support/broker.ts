@@ -142,3 +142,16 @@ export async function brokerConnectionNames(): Promise<string[]> {
   return names;
 }
 
+
+/** Ready messages in a queue, by a passive queue.declare. */
+export async function messageCount(ch: Channel, queue: string): Promise<number> {
+  return (await ch.queueDeclare(queue, { passive: true })).messageCount;
+}
+
+/** A channel in confirm mode with an exclusive, server-named queue. */
+export async function confirmChannelWithQueue(broker: ReturnType<typeof useConnections>): Promise<{ ch: Channel; queue: string }> {
+  const { ch } = await broker.channel();
+  const { queue } = await ch.queueDeclare("", { exclusive: true });
+  await ch.confirmSelect();
+  return { ch, queue };
+}

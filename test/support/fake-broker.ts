@@ -38,6 +38,7 @@ import { Cursor } from "../../src/codec/cursor.ts";
 import type { Int64 } from "../../src/codec/parsers.ts";
 import { encodeUtf8 } from "../../src/codec/utf8.ts";
 import { Writer } from "../../src/codec/writer.ts";
+import { concat } from "./bytes.ts";
 import { ConnectionMachine } from "../../src/machine/connection.ts";
 import type { HandshakeDoneEvent, MachineEvent } from "../../src/machine/events.ts";
 import type { MachineOptions } from "../../src/machine/options.ts";
@@ -199,18 +200,6 @@ export interface ClientContent<N extends MethodName = MethodName> {
   readonly bodyFrameSizes: number[];
 }
 
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function describeFrame(f: Frame | undefined): string {
   if (f === undefined) return "nothing";
   switch (f.type) {
@@ -284,7 +273,7 @@ export class FakeBroker {
     let rest = bytes;
     if (!this.headerChecked) {
       const need = PROTOCOL_HEADER.length - this.headerBytes.length;
-      this.headerBytes = concatBytes([this.headerBytes, rest.subarray(0, need)]);
+      this.headerBytes = concat([this.headerBytes, rest.subarray(0, need)]);
       rest = rest.subarray(need);
       if (this.headerBytes.length < PROTOCOL_HEADER.length) return;
       for (let i = 0; i < PROTOCOL_HEADER.length; i++) {
@@ -362,7 +351,7 @@ export class FakeBroker {
       sizes.push(b.payload.length);
       got += b.payload.length;
     }
-    return { channel, method: f.method as MethodByName[N], properties: h.properties, body: concatBytes(parts), bodyFrameSizes: sizes };
+    return { channel, method: f.method as MethodByName[N], properties: h.properties, body: concat(parts), bodyFrameSizes: sizes };
   }
 
   /** The next frame must be a heartbeat. */
