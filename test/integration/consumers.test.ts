@@ -176,12 +176,16 @@ describe("server-cancelled consumers", () => {
     const cancelled: string[] = [];
     ch.on("cancel", (tag) => cancelled.push(tag));
     const closeEvent = new Promise<Error | undefined>((resolve) => consumer.once("close", resolve));
+    // Catch at once: the cancel may reach the loop before queue.delete-ok reaches this test.
     const loop = (async () => {
       for await (const m of consumer) m.ack();
-    })();
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     const other = await conn.openChannel();
     await other.queueDelete(queue);
-    const err = await within(5000, loop.then(() => undefined, (e: unknown) => e), "loop");
+    const err = await within(5000, loop, "loop");
     expect(err).toBeInstanceOf(ConsumerCancelledError);
     expect(err).toMatchObject({ code: "CONSUMER_CANCELLED" });
     expect(cancelled).toEqual([consumer.consumerTag]);
