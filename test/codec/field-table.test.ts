@@ -16,19 +16,9 @@ import {
   type FieldTable,
 } from "../../src/codec/index.ts";
 import { fieldTable, fieldValue } from "../support/arbitraries.ts";
-import { hex, toHex, written } from "../support/bytes.ts";
+import { hex, toHex, written, decodeError } from "../support/bytes.ts";
 
 const roundTrip = (t: FieldTable) => parseAll(decodeFieldTable, written((w) => encodeFieldTable(w, t)));
-
-function decodeError(f: () => unknown): DecodeError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof DecodeError) return e;
-    throw e;
-  }
-  throw new Error("expected a DecodeError");
-}
 
 describe("field tables follow RabbitMQ's errata type codes", () => {
   // One entry per code: key "k", then type octet and value, as RabbitMQ writes them.

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
-  DecodeError,
   decodeFrame,
   encodeBodyFrames,
   encodeContent,
@@ -14,7 +13,7 @@ import {
   type Method,
 } from "../../src/codec/index.ts";
 import { basicProperties } from "../support/arbitraries.ts";
-import { concat, hex, toHex, written } from "../support/bytes.ts";
+import { concat, hex, toHex, written, decodeError } from "../support/bytes.ts";
 import { loadTranscript, stream, TRANSCRIPTS } from "../support/transcripts.ts";
 
 /** Decodes a whole stream, fed in the given chunk sizes (cycled). */
@@ -30,16 +29,6 @@ function decodeAll(bytes: Uint8Array, chunkSizes: number[] = [bytes.length], fra
   }
   expect(d.buffered).toBe(0);
   return frames;
-}
-
-function decodeError(f: () => unknown): DecodeError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof DecodeError) return e;
-    throw e;
-  }
-  throw new Error("expected a DecodeError");
 }
 
 /** Frame lists compared with body payloads compared as bytes: far faster than a deep compare. */

@@ -3,30 +3,11 @@
  * AMQP port: AMQPLAIN logs in and is refused like PLAIN, and a mechanism the broker does not offer fails
  * before any credential is sent. EXTERNAL with a client certificate needs TLS: see tls.test.ts.
  */
-import { afterEach, describe, expect, it } from "vitest";
-import { AccessRefusedError, type Connection, type ConnectOptions, connect, HandshakeError, UsageError } from "../../src/index.ts";
-import { amqpUrl, rabbitmqctl, uniqueName } from "../support/broker.ts";
+import { describe, expect, it } from "vitest";
+import { AccessRefusedError, type Connection, HandshakeError, UsageError } from "../../src/index.ts";
+import { amqpUrl, rabbitmqctl, uniqueName, useConnectAttempts } from "../support/broker.ts";
 
-const opened: Connection[] = [];
-afterEach(async () => {
-  await Promise.allSettled(opened.splice(0).map((c) => c.close()));
-});
-
-async function open(url: string, options: ConnectOptions = {}): Promise<Connection> {
-  const conn = await connect(url, { connectionTimeout: 10_000, ...options });
-  opened.push(conn);
-  return conn;
-}
-
-/** The error a connect rejects with; fails the test if it succeeds. */
-async function rejection(url: string, options: ConnectOptions = {}): Promise<Error> {
-  try {
-    opened.push(await connect(url, { connectionTimeout: 10_000, ...options }));
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected the connect to be rejected, but it succeeded");
-}
+const { open, rejection } = useConnectAttempts();
 
 /** The main broker's URI with other credentials. */
 function urlAs(user: string, password: string, query = ""): string {

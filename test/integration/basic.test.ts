@@ -3,7 +3,7 @@
  * recover and their requeue semantics, qos, consume and cancel, no-ack consumers.
  */
 import { describe, expect, it } from "vitest";
-import { type Channel, type Message, PreconditionFailedError, type WarrenError } from "../../src/index.ts";
+import { type Message, PreconditionFailedError, type WarrenError } from "../../src/index.ts";
 import { confirmChannelWithQueue, messageCount, recordUnhandledRejections, useConnections, waitFor, within } from "../support/broker.ts";
 
 recordUnhandledRejections();

@@ -3,7 +3,7 @@
  * in which every message must arrive exactly once.
  */
 import { describe, expect, it } from "vitest";
-import { type Channel, MessageReturnedError, PublishNackedError, type ReturnedMessage } from "../../src/index.ts";
+import { MessageReturnedError, PublishNackedError, type ReturnedMessage } from "../../src/index.ts";
 import { confirmChannelWithQueue, messageCount, recordUnhandledRejections, uniqueName, useConnections, waitFor, within } from "../support/broker.ts";
 
 recordUnhandledRejections();

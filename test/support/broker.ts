@@ -155,3 +155,32 @@ export async function confirmChannelWithQueue(broker: ReturnType<typeof useConne
   await ch.confirmSelect();
   return { ch, queue };
 }
+
+/**
+ * `open` connects (the connection is closed after the test, whatever happened); `rejection` returns the
+ * error a connect rejects with and fails the test if it succeeds.
+ */
+export function useConnectAttempts(): {
+  open(url: string, options?: ConnectOptions): Promise<Connection>;
+  rejection(url: string, options?: ConnectOptions): Promise<Error>;
+} {
+  const opened: Connection[] = [];
+  afterEach(async () => {
+    await Promise.allSettled(opened.splice(0).map((c) => c.close()));
+  });
+  return {
+    async open(url, options = {}) {
+      const conn = await connect(url, { connectionTimeout: 10_000, ...options });
+      opened.push(conn);
+      return conn;
+    },
+    async rejection(url, options = {}) {
+      try {
+        opened.push(await connect(url, { connectionTimeout: 10_000, ...options }));
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error("expected the connect to be rejected, but it succeeded");
+    },
+  };
+}

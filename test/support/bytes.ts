@@ -1,4 +1,5 @@
 /** Small helpers for writing byte vectors in tests. */
+import { DecodeError } from "../../src/codec/errors.ts";
 import { Writer } from "../../src/codec/writer.ts";
 
 /** Bytes from a hex string; spaces are ignored. */
@@ -28,4 +29,15 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
     at += p.length;
   }
   return out;
+}
+
+/** The DecodeError `f` throws; fails the test if it throws nothing or something else. */
+export function decodeError(f: () => unknown): DecodeError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof DecodeError) return e;
+    throw e;
+  }
+  throw new Error("expected a DecodeError");
 }
