@@ -2,7 +2,8 @@
  * The `warren-relay` command line: parses arguments, starts a {@link Relay}, stops it on SIGINT/SIGTERM.
  *
  *   warren-relay [--listen HOST:PORT] [--upstream HOST:PORT]... [--allow HOST:PORT[,HOST:PORT]...]
- *                [--origin ORIGIN]... [--max-message-size BYTES] [--quiet]
+ *                [--origin ORIGIN]... [--max-message-size BYTES] [--max-tunnels N]
+ *                [--handshake-timeout MS] [--idle-timeout MS] [--quiet]
  *
  * The relay binds only to the --listen address (default 127.0.0.1:15670). Clients reach the first
  * --upstream by default and any other --upstream or --allow entry by asking for it (`?upstream=HOST:PORT`);
@@ -23,6 +24,12 @@ Options:
   --origin ORIGIN           allow browsers from this origin only (e.g. https://app.example); repeatable
                             (default: any origin)
   --max-message-size BYTES  largest WebSocket frame/message accepted from a client (default 1048576)
+  --max-tunnels N           most connections at once, tunnels plus connections still in their handshake;
+                            more are closed as they arrive (default 1000)
+  --handshake-timeout MS    time a new connection has to send its upgrade request, then it is dropped
+                            (default 10000)
+  --idle-timeout MS         close a tunnel (1001) that carried no byte either way for this long; 0 never
+                            (default 300000; AMQP heartbeats keep a live tunnel busy)
   --quiet                   log nothing but the listening address
   -h, --help                show this help
 `;
@@ -47,6 +54,9 @@ export function parseRelayArgs(argv: readonly string[]): RelayCliConfig | "help"
       allow: { type: "string", multiple: true },
       origin: { type: "string", multiple: true },
       "max-message-size": { type: "string" },
+      "max-tunnels": { type: "string" },
+      "handshake-timeout": { type: "string" },
+      "idle-timeout": { type: "string" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -62,12 +72,28 @@ export function parseRelayArgs(argv: readonly string[]): RelayCliConfig | "help"
   const upstreams = [...new Set((list.length > 0 ? list : ["127.0.0.1:5672"]).map((s) => formatUpstream(parseUpstream(s))))];
   const options: RelayOptions = { upstreams };
   if (values.origin) options.origins = values.origin;
-  const max = values["max-message-size"];
-  if (max !== undefined) {
-    if (!/^\d+$/.test(max) || Number(max) < 1) throw new Error(`--max-message-size must be a positive whole number of bytes, not "${max}"`);
-    options.maxMessageSize = Number(max);
-  }
+  const max = wholeNumber(values, "max-message-size", "bytes", 1);
+  if (max !== undefined) options.maxMessageSize = max;
+  const tunnels = wholeNumber(values, "max-tunnels", "connections", 1);
+  if (tunnels !== undefined) options.maxTunnels = tunnels;
+  const handshake = wholeNumber(values, "handshake-timeout", "milliseconds", 1);
+  if (handshake !== undefined) options.handshakeTimeout = handshake;
+  const idle = wholeNumber(values, "idle-timeout", "milliseconds", 0);
+  if (idle !== undefined) options.idleTimeout = idle;
   return { host: listen.host, port: anyPort ? 0 : listen.port, options, quiet: values.quiet ?? false };
+}
+
+/** Node's timers cap: a longer timeout would fire at once. Also more than any count the relay takes. */
+const MAX_WHOLE = 0x7fff_ffff;
+
+/** The value of a whole-number option, checked against [min, 2^31 − 1]; undefined when not given. */
+function wholeNumber(values: Record<string, unknown>, name: string, unit: string, min: number): number | undefined {
+  const v = values[name];
+  if (typeof v !== "string") return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > MAX_WHOLE) {
+    throw new Error(`--${name} must be a whole number of ${unit} from ${min} to ${MAX_WHOLE}, not "${v}"`);
+  }
+  return Number(v);
 }
 
 /**

@@ -7,5 +7,16 @@
  * const relay = new Relay({ upstreams: ["127.0.0.1:5672"], origins: ["https://app.example"] });
  * await relay.listen(15670, "127.0.0.1");
  */
-export { acceptKey, createRelay, formatUpstream, parseUpstream, Relay, type RelayOptions, type TunnelStats, type Upstream } from "./relay.ts";
+export {
+  acceptKey,
+  createRelay,
+  formatUpstream,
+  parseUpstream,
+  PING_FLOOD_LIMIT,
+  Relay,
+  type RelayConnections,
+  type RelayOptions,
+  type TunnelStats,
+  type Upstream,
+} from "./relay.ts";
 export * from "./ws-frame.ts";

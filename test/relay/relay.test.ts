@@ -470,6 +470,19 @@ describe("command line", () => {
     expect(() => parseRelayArgs(["--bogus"])).toThrow();
   });
 
+  it("parses --max-tunnels, --handshake-timeout and --idle-timeout (0 turns the idle timeout off), and lists them in --help", async () => {
+    const c = parseRelayArgs(["--max-tunnels", "50", "--handshake-timeout", "2000", "--idle-timeout", "0"]);
+    expect(c).toMatchObject({ options: { maxTunnels: 50, handshakeTimeout: 2000, idleTimeout: 0 } });
+    expect(parseRelayArgs(["--idle-timeout", "60000"])).toMatchObject({ options: { idleTimeout: 60_000 } });
+    expect(() => parseRelayArgs(["--handshake-timeout", "0"])).toThrow(/--handshake-timeout must be a whole number of milliseconds from 1/);
+    expect(() => parseRelayArgs(["--idle-timeout", "2147483648"])).toThrow(/--idle-timeout/);
+    expect(() => parseRelayArgs(["--idle-timeout", "5s"])).toThrow(/--idle-timeout/);
+    expect(() => parseRelayArgs(["--max-tunnels", "0"])).toThrow(/--max-tunnels/);
+    const out: string[] = [];
+    expect(await main(["--help"], { out: (l) => out.push(l), err: () => undefined }, false)).toBe(0);
+    for (const flag of ["--max-tunnels", "--handshake-timeout", "--idle-timeout"]) expect(out.join("")).toContain(flag);
+  });
+
   it("main() starts a relay on the --listen address and says where", async () => {
     const up = await echoUpstream();
     cleanups.push(() => up.close());
