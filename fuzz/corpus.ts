@@ -168,7 +168,8 @@ export function randomFieldValue(r: Rng, depth: number): FieldValue {
     case 3:
       return r.pick([2n ** 63n - 1n, -(2n ** 63n), 2n ** 53n, -(2n ** 53n) - 5n]);
     case 4:
-      return r.pick([0.5, -1.25, Math.PI, 1e300, -0, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 60]);
+      // A plain NaN/±Infinity is refused by the encoder (RabbitMQ cannot parse it); a TypedField still sends one.
+      return r.pick<FieldValue>([0.5, -1.25, Math.PI, 1e300, -0, new TypedField("d", Number.NaN), new TypedField("d", -Infinity), 2 ** 60]);
     case 5:
     case 6:
       return randomString(r, 300);
@@ -233,7 +234,7 @@ export function randomProperties(r: Rng): BasicProperties {
   if (r.chance(0.5)) p.contentType = s();
   if (r.chance(0.3)) p.contentEncoding = s();
   if (r.chance(0.4)) p.headers = randomFieldTable(r, r.int(3));
-  if (r.chance(0.5)) p.deliveryMode = r.int(256);
+  if (r.chance(0.5)) p.deliveryMode = r.pick([1, 2]); // RabbitMQ refuses any other (406), so the encoder does
   if (r.chance(0.3)) p.priority = r.int(256);
   if (r.chance(0.3)) p.correlationId = s();
   if (r.chance(0.3)) p.replyTo = s();

@@ -6,7 +6,7 @@
  * in random chunks, with timeouts and application commands interleaved.
  *
  * Invariants, per run:
- * - broker input (`handleInput`, `handleTimeout`, `handleEnd`) never throws; commands throw only UsageError;
+ * - broker input (`handleInput`, `handleTimeout`, `handleEnd`) never throws; commands throw only CommandError;
  * - what the machine transmits always decodes as frames (checked by the fake broker);
  * - the settlement rules hold (test/support/fake-broker.ts `Ledger`): every request and confirm-mode publish
  *   settles exactly once, nothing is reported on a channel after its channelClosed, connectionClosed comes
@@ -18,7 +18,7 @@
  */
 import { type FieldTable } from "../src/codec/amqp/field-table.ts";
 import type { Method } from "../src/codec/amqp/methods.generated.ts";
-import { UsageError } from "../src/machine/errors.ts";
+import { CommandError } from "../src/machine/errors.ts";
 import {
   bodyFrame,
   contentFrames,
@@ -263,7 +263,7 @@ function fuzzOne(seed: number): RunResult {
     try {
       return f();
     } catch (e) {
-      if (!(e instanceof UsageError)) crash(`${what} threw ${describe(e)} (not a UsageError)`);
+      if (!(e instanceof CommandError)) crash(`${what} threw ${describe(e)} (not a CommandError)`);
       else if (m.pendingTransmit !== before) crash(`${what} threw ${e.code} but left ${m.pendingTransmit - before} bytes queued`);
       return undefined;
     }

@@ -11,11 +11,17 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { bytesOfHex, hexOf } from "./corpus.ts";
+import { runClientTarget } from "./client-target.ts";
 import { fuzzMachine } from "./machine-target.ts";
 import { checkInput, runTarget, TARGETS, type TargetStats } from "./targets.ts";
 
-/** The codec targets, plus the machine fed arbitrary broker bytes after a handshake (fuzz/machine-target.ts). */
-const ALL_TARGETS = [...TARGETS, "machine"] as const;
+/**
+ * The codec targets, the machine fed arbitrary broker bytes after a handshake (fuzz/machine-target.ts), and
+ * the whole client against a hostile broker over loopback TCP (fuzz/client-target.ts).
+ */
+const ALL_TARGETS = [...TARGETS, "machine", "client"] as const;
+/** A client run is a TCP connection (~10 ms): it gets a third of --runs, so CI's 3000 stay near 10 s. */
+const CLIENT_RUNS_DIVISOR = 3;
 type AnyTarget = (typeof ALL_TARGETS)[number];
 
 interface Args {
@@ -81,7 +87,7 @@ function detail(s: TargetStats): string {
   return `  ${s.target}: ${s.accepted} accepted, ${s.rejected} rejected (${codes || "none"}); ${s.extremes} fixed extreme cases`;
 }
 
-function main(): number {
+async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (args.replay) return replay(args.replay);
   console.log(`fuzz: seed ${args.seed}, ${args.runs} inputs per target, time limit ${args.timeLimitMs} ms per input (re-run with --seed ${args.seed})`);
@@ -90,6 +96,14 @@ function main(): number {
   let crashes = 0;
   let maxMs = 0;
   for (const target of args.targets) {
+    if (target === "client") {
+      const runs = Math.max(1, Math.ceil(args.runs / CLIENT_RUNS_DIVISOR));
+      if (args.input === undefined) console.log(`client: ${runs} runs (--runs / ${CLIENT_RUNS_DIVISOR}) against a hostile broker on 127.0.0.1`);
+      const c = await runClientTarget(runs, args.seed, args.input);
+      inputs += c.runs;
+      crashes += c.failed;
+      continue;
+    }
     if (target === "machine") {
       const m = fuzzMachine(args.runs, args.seed);
       inputs += m.runs;
@@ -121,4 +135,4 @@ function main(): number {
   return crashes === 0 ? 0 : 1;
 }
 
-process.exitCode = main();
+main().then((code) => (process.exitCode = code));

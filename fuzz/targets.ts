@@ -37,6 +37,7 @@ import {
   encodeMethodFrame,
   encodeMethodPayload,
   encodeBodyFrames,
+  EncodeError,
   decodeFrame,
   type Frame,
   FrameDecoder,
@@ -547,7 +548,13 @@ function checkTableBytes(kind: TableDecoder, input: Uint8Array): Outcome {
     case "properties":
       return attempt(
         () => parseAll(decodeBasicProperties, input),
-        (v) => roundTrip(v, (w, x) => encodeBasicProperties(w, x), decodeBasicProperties, "basic properties"),
+        (v) => {
+          // Any octet decodes, but RabbitMQ refuses a delivery mode other than 1 or 2 (406), so the encoder does.
+          if (v.deliveryMode !== undefined && v.deliveryMode !== 1 && v.deliveryMode !== 2) {
+            return refusedNaming(() => written((w) => encodeBasicProperties(w, v)), "deliveryMode");
+          }
+          return roundTrip(v, (w, x) => encodeBasicProperties(w, x), decodeBasicProperties, "basic properties");
+        },
       );
   }
 }
@@ -557,6 +564,17 @@ function roundTrip<T>(v: T, encode: (w: Writer, v: T) => void, decode: Parser<T>
   const back = parseAll(decode, bytes);
   if (!sameValue(v, back)) return { kind: "roundtrip", message: `${what} changed through encode → decode` };
   return undefined;
+}
+
+/** The encode must fail with an EncodeError whose message names `what`. */
+function refusedNaming(encode: () => unknown, what: string): Failure | undefined {
+  try {
+    encode();
+  } catch (e) {
+    if (e instanceof EncodeError && e.message.includes(what)) return undefined;
+    return { kind: "roundtrip", message: `encoding a bad ${what} threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}` };
+  }
+  return { kind: "roundtrip", message: `encoding a bad ${what} did not throw` };
 }
 
 /** A field array whose one element is the given encoded table. */

@@ -18,6 +18,10 @@
  * - Reserved fields (reserved="1") are not in the interfaces: encoders write their zero value, decoders read
  *   and discard them.
  * - Class-level <field>s (basic's content properties) are not method arguments and are ignored here.
+ *
+ * Who sends what comes from the XML's per-method <chassis name="server"|"client"> elements: a chassis names
+ * the peer that must *implement* (receive) the method, so a method the server implements is one the client
+ * sends, and vice versa.
  */
 import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -33,7 +37,8 @@ const OUT_PATH = "src/codec/amqp/methods.generated.ts";
  * instead). Listed explicitly so the codec can decode them when the broker sends them:
  * - connection.blocked / connection.unblocked: the broker's resource alarms (asynchronous, server → client).
  * - connection.update-secret / update-secret-ok: replace the credentials of an open connection (synchronous).
- * Each is appended to the end of its class, in id order.
+ * Each is appended to the end of its class, in id order. `chassis` names the peer that receives it, as the
+ * XML's <chassis> elements do.
  */
 const EXTRA_METHODS = [
   {
@@ -43,6 +48,7 @@ const EXTRA_METHODS = [
     synchronous: false,
     content: false,
     responses: [],
+    chassis: ["client"],
     fields: [{ name: "reason", type: "shortstr", reserved: false }],
   },
   {
@@ -52,6 +58,7 @@ const EXTRA_METHODS = [
     synchronous: false,
     content: false,
     responses: [],
+    chassis: ["client"],
     fields: [],
   },
   {
@@ -61,6 +68,7 @@ const EXTRA_METHODS = [
     synchronous: true,
     content: false,
     responses: ["update-secret-ok"],
+    chassis: ["server"],
     fields: [
       { name: "new-secret", type: "longstr", reserved: false },
       { name: "reason", type: "shortstr", reserved: false },
@@ -74,6 +82,7 @@ const EXTRA_METHODS = [
     synchronous: true,
     content: false,
     responses: [],
+    chassis: ["client"],
     fields: [],
   },
 ];
@@ -97,6 +106,12 @@ const FIELD_RENAMES = {
   "connection.close": { "class-id": "failingClassId", "method-id": "failingMethodId" },
   "channel.close": { "class-id": "failingClassId", "method-id": "failingMethodId" },
 };
+
+/**
+ * The XML spells one argument two ways: every method's `no-wait` except confirm.select's `nowait` (a RabbitMQ
+ * addition). Field names are derived from the canonical spelling, so every method's flag is `noWait`.
+ */
+const SPELLINGS = { nowait: "no-wait" };
 
 const TYPES = ["bit", "octet", "short", "long", "longlong", "timestamp", "shortstr", "longstr", "table"];
 
@@ -253,6 +268,7 @@ function readSpec(xml) {
         if (!TYPES.includes(resolved)) throw new Error(`${fname}: unknown type ${resolved}`);
         return { name: fname, type: resolved, reserved: flag(f, "reserved") };
       });
+      const chassis = childrenNamed(m, "chassis").map((ch) => requireAttr(ch, "name"));
       return {
         className,
         name: requireAttr(m, "name"),
@@ -260,6 +276,7 @@ function readSpec(xml) {
         synchronous: flag(m, "synchronous"),
         content: flag(m, "content"),
         responses: childrenNamed(m, "response").map((r) => requireAttr(r, "name")),
+        chassis,
         fields,
       };
     });
@@ -273,7 +290,12 @@ function readSpec(xml) {
       const which = `${extra.className}.${extra.name}`;
       throw new Error(`Extra method ${which} is already in the XML: drop it from EXTRA_METHODS`);
     }
-    cls.methods.push({ ...extra, responses: [...extra.responses], fields: extra.fields.map((f) => ({ ...f })) });
+    cls.methods.push({
+      ...extra,
+      responses: [...extra.responses],
+      chassis: [...extra.chassis],
+      fields: extra.fields.map((f) => ({ ...f })),
+    });
   }
 
   const methods = [];
@@ -285,6 +307,10 @@ function readSpec(xml) {
       for (const from of Object.keys(renames)) {
         if (!m.fields.some((f) => f.name === from)) throw new Error(`Rename of unknown field ${dotted}.${from}`);
       }
+      for (const side of m.chassis) {
+        if (side !== "server" && side !== "client") throw new Error(`${dotted}: unknown chassis "${side}"`);
+      }
+      if (!m.chassis.length) throw new Error(`${dotted}: no <chassis>, so no peer may send it`);
       methods.push({
         dotted,
         className: cls.name,
@@ -292,13 +318,21 @@ function readSpec(xml) {
         methodId: m.index,
         synchronous: fix?.synchronous ?? m.synchronous,
         content: m.content,
+        // The server implements what the client sends, and the client what the server sends.
+        clientSends: m.chassis.includes("server"),
+        serverSends: m.chassis.includes("client"),
         responses: (fix?.responses ?? m.responses).map((r) => `${cls.name}.${r}`),
-        fields: m.fields.map((f) => ({ ...f, prop: renames[f.name] ?? camel(f.name) })),
+        fields: m.fields.map((f) => ({ ...f, prop: renames[f.name] ?? camel(SPELLINGS[f.name] ?? f.name) })),
       });
     }
   }
   for (const dotted of Object.keys(ERRATA)) {
     if (!methods.some((m) => m.dotted === dotted)) throw new Error(`Erratum for unknown method ${dotted}`);
+  }
+  for (const spelling of Object.keys(SPELLINGS)) {
+    if (!methods.some((m) => m.fields.some((f) => f.name === spelling))) {
+      throw new Error(`SPELLINGS lists "${spelling}", which no field uses any more: drop it`);
+    }
   }
 
   // Sanity checks: ids unique, responses name real methods, field names unique per method.
@@ -308,7 +342,12 @@ function readSpec(xml) {
     if (seenIds.has(key)) throw new Error(`${m.dotted} and ${seenIds.get(key)} share ids ${m.classId}/${m.methodId}`);
     seenIds.set(key, m.dotted);
     for (const r of m.responses) {
-      if (!methods.some((x) => x.dotted === r)) throw new Error(`${m.dotted} names unknown response ${r}`);
+      const reply = methods.find((x) => x.dotted === r);
+      if (!reply) throw new Error(`${m.dotted} names unknown response ${r}`);
+      // A reply goes back the way the request came: whoever receives the request must be able to send it.
+      if ((m.clientSends && !reply.serverSends) || (m.serverSends && !reply.clientSends)) {
+        throw new Error(`${m.dotted} is answered by ${r}, which its receiver may not send (check <chassis>)`);
+      }
     }
     const names = ["name", "classId", "methodId", ...m.fields.filter((f) => !f.reserved).map((f) => f.prop)];
     if (new Set(names).size !== names.length) {
@@ -395,7 +434,9 @@ function genInterface(m) {
   out.push(`  readonly methodId: ${m.methodId};`);
   for (const f of m.fields) {
     if (f.reserved) continue;
-    if (f.prop !== camel(f.name)) {
+    if (f.name in SPELLINGS) {
+      out.push(`  /** The spec's \`${f.name}\`, named like every other method's \`${SPELLINGS[f.name]}\`. */`);
+    } else if (f.prop !== camel(f.name)) {
       out.push(`  /** The spec's \`${f.name}\` (renamed: it would clash with the method's own ids). */`);
     }
     out.push(`  readonly ${f.prop}: ${TS_TYPE[f.type]};`);
@@ -440,13 +481,14 @@ function genEncoder(m) {
       out.push(`  ${zeroWrite(f.type)} // ${f.name}: reserved, written as zero`);
       continue;
     }
-    out.push(`  ${valueWrite(f.type, v)}`);
+    out.push(`  ${valueWrite(f.type, v, `${m.dotted} ${f.prop}`)}`);
   }
   out.push("}");
   return out.join("\n");
 }
 
-function valueWrite(type, v) {
+/** `what` names the argument in a field table's encode errors ("Cannot encode queue.declare arguments: …"). */
+function valueWrite(type, v, what) {
   switch (type) {
     case "octet":
       return `w.u8(${v});`;
@@ -462,7 +504,7 @@ function valueWrite(type, v) {
     case "longstr":
       return `w.longBytes(${v});`;
     case "table":
-      return `encodeFieldTable(w, ${v});`;
+      return `encodeFieldTable(w, ${v}, "${what}");`;
   }
   throw new Error(`valueWrite: ${type}`);
 }
@@ -576,6 +618,8 @@ function genMetadata(m) {
     `    methodId: ${m.methodId},`,
     `    synchronous: ${m.synchronous},`,
     `    content: ${m.content},`,
+    `    clientSends: ${m.clientSends},`,
+    `    serverSends: ${m.serverSends},`,
     `    responses: [${m.responses.map((r) => `"${r}"`).join(", ")}],`,
   ];
   if (!fields.length) lines.push(`    fields: [],`);
@@ -610,7 +654,8 @@ function generate(xmlBytes) {
   o.push("// The XML is the AMQP Working Group's 0-9-1 specification as extended by RabbitMQ, under the BSD license");
   o.push("// reproduced in its header. Four RabbitMQ methods it lacks are added by the script: connection.blocked,");
   o.push("// connection.unblocked, connection.update-secret and connection.update-secret-ok. The script also marks");
-  o.push("// basic.recover synchronous (answered by basic.recover-ok), which the XML omits.");
+  o.push("// basic.recover synchronous (answered by basic.recover-ok), which the XML omits, and names confirm.select's");
+  o.push("// `nowait` noWait like every other method's `no-wait`. Who sends a method comes from the XML's <chassis>.");
   o.push("//");
   o.push("// Per method: an interface discriminated by `name`, and straight-line encode/decode functions for its");
   o.push("// arguments. Decoders build one object literal with every field in a fixed order, so V8 gives all values");
@@ -682,6 +727,28 @@ function generate(xmlBytes) {
   for (const m of methods) o.push(`  "${m.dotted}": ${typeName(m)};`);
   o.push("};");
   o.push("");
+  const requests = methods.filter((m) => m.responses.length);
+  const byDotted = new Map(methods.map((m) => [m.dotted, m]));
+  o.push("/**");
+  o.push(" * Each synchronous request and the method type(s) that may answer it, from the spec's <response> elements.");
+  o.push(' * @example type R = ResponseByName["basic.get"]; // BasicGetOk | BasicGetEmpty');
+  o.push(" */");
+  o.push("export type ResponseByName = {");
+  for (const m of requests) {
+    o.push(`  "${m.dotted}": ${m.responses.map((r) => typeName(byDotted.get(r))).join(" | ")};`);
+  }
+  o.push("};");
+  o.push("");
+  o.push("/** The dotted name of every method that waits for a reply, e.g. `\"queue.declare\"`. */");
+  o.push("export type RequestName = keyof ResponseByName;");
+  o.push("");
+  o.push("/**");
+  o.push(" * The reply type of a request, so a caller can type a reply without narrowing by name at run time;");
+  o.push(" * `never` for a method nothing answers.");
+  o.push(' * @example type R = ResponseOf<"queue.declare">; // QueueDeclareOk');
+  o.push(" */");
+  o.push("export type ResponseOf<N extends MethodName> = N extends RequestName ? ResponseByName[N] : never;");
+  o.push("");
 
   // Metadata.
   o.push("/** A primitive AMQP argument type. */");
@@ -706,6 +773,10 @@ function generate(xmlBytes) {
   o.push("  readonly synchronous: boolean;");
   o.push("  /** Followed by a content header and body frames. */");
   o.push("  readonly content: boolean;");
+  o.push("  /** The client may send it (the spec's server chassis implements it). */");
+  o.push("  readonly clientSends: boolean;");
+  o.push("  /** The server may send it (the spec's client chassis implements it). */");
+  o.push("  readonly serverSends: boolean;");
   o.push("  /** The methods that may answer this one. */");
   o.push("  readonly responses: readonly MethodName[];");
   o.push("  readonly fields: readonly MethodFieldInfo[];");

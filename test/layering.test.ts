@@ -59,6 +59,15 @@ describe("layering", () => {
     }
   });
 
+  it("src/client imports no adapter, relay or runtime API (it stays transport-agnostic)", () => {
+    for (const f of files("client")) {
+      for (const m of code(f).matchAll(/from\s+["']([^"']+)["']/g)) {
+        const target = join(f, "..", m[1]!);
+        expect(["codec", "machine", "client"].some((layer) => target.startsWith(layer)), `${f} imports ${m[1]}`).toBe(true);
+      }
+    }
+  });
+
   it("the check itself catches an offender", () => {
     expect(FORBIDDEN.test("import { x } from 'node:net'")).toBe(true);
     expect(FORBIDDEN.test("const t = setTimeout(f, 1)")).toBe(true);

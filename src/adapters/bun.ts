@@ -5,15 +5,16 @@
  * Bun's socket API differs from Node's in two ways that matter here:
  *
  * - `socket.write(bytes)` does not buffer: it returns how many bytes the socket took, possibly fewer than
- *   given (0 when the kernel's buffer is full). The rest is kept here, in order, and written from the
- *   `drain` callback; anything written meanwhile queues behind it. `bufferedAmount` is that backlog;
- *   `write` returns false past writeHighWaterMark, and `onDrain` is reported when a drain brings the
- *   backlog to the mark or below. A buffer handed to `write` is kept (a view on it, for a tail), never
- *   copied or modified.
+ *   given (0 when the kernel's buffer is full). The rest is kept, in order, by the WriteQueue shared with
+ *   Deno (src/adapters/write-queue.ts) and written from the `drain` callback; `bufferedAmount` is that
+ *   backlog, `write` returns false past writeHighWaterMark, and `onDrain` is reported when a drain brings
+ *   the backlog to the mark or below.
  * - For TLS, Bun.connect resolves (and `open` runs) before the handshake; the transport is handed to the
  *   client only from the `handshake` callback, once the server's certificate was verified. Verification
  *   failures reach only that callback (the socket then just closes), so it also turns them into the
  *   TransportError the connect rejects with.
+ * - No timer: the client's signal gives a connect attempt up (src/adapters/attempt.ts), terminating the
+ *   socket being set up — or, since Bun.connect takes no signal, the socket as soon as it opens.
  *
  * Received chunks are handed over as they come (`binaryType: "uint8array"`): Bun allocates a new buffer for
  * every `data` callback (checked by test/runtimes/bun/transport_test.ts), so no copy is needed.
@@ -25,6 +26,9 @@ import { connectWith, type Connection } from "../client/connection.ts";
 import { TransportError } from "../client/errors.ts";
 import { type ConnectOptions, isIpAddress, type ResolvedConnectOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
+import { connectAttempt } from "./attempt.ts";
+import { connectFailure, defer, describe, where } from "./common.ts";
+import { WriteQueue } from "./write-queue.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // The subset of Bun's socket API this adapter uses.
@@ -71,16 +75,6 @@ const Bun = (globalThis as unknown as { Bun: BunNet }).Bun;
 
 // ---------------------------------------------------------------------------------------------------------
 
-function where(o: ResolvedConnectOptions): string {
-  return o.socketPath !== undefined ? `unix:${o.socketPath}` : `${o.hostname}:${o.port}`;
-}
-
-function describe(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const code = (e as { code?: unknown }).code;
-  return typeof code === "string" && !e.message.includes(code) ? `${code} ${e.message}` : e.message;
-}
-
 function tlsOptions(o: ResolvedConnectOptions): BunTlsOptions {
   const t = o.tlsOptions;
   // Like Node: the name checked and sent as SNI is servername, else the host unless it is an IP (which is
@@ -98,132 +92,96 @@ function tlsOptions(o: ResolvedConnectOptions): BunTlsOptions {
   };
 }
 
-/** Opens a socket and wraps it as a Transport. */
-export function bunTransport(o: ResolvedConnectOptions, h: TransportHandlers): Promise<Transport> {
-  return new Promise((resolve, reject) => {
-    const hwm = o.writeHighWaterMark;
+/**
+ * Opens a socket and wraps it as a Transport. `signal` (the client's connect deadline and the caller's
+ * signal) gives the attempt up: see src/adapters/attempt.ts.
+ */
+export function bunTransport(o: ResolvedConnectOptions, h: TransportHandlers, signal?: AbortSignal): Promise<Transport> {
+  return connectAttempt<Transport, BunSocket>(signal, (s) => s.terminate(), (a) => {
     let socket: BunSocket | undefined;
-    /** Bytes the socket has not taken yet, oldest first; the head may be the tail of a partial write. */
-    const backlog: Uint8Array[] = [];
-    let head = 0;
-    let buffered = 0;
+    let queue: WriteQueue | undefined;
     let connected = false;
     let ending = false;
     let closed = false;
     let failure: unknown;
 
-    const fail = (e: unknown) => {
-      reject(e instanceof TransportError ? e : new TransportError(`Could not connect to ${where(o)}: ${describe(e)}`, { cause: e }));
-    };
-
-    /** Writes the backlog until the socket takes no more. True when it is empty. */
-    const writeBacklog = (s: BunSocket): boolean => {
-      while (head < backlog.length) {
-        const chunk = backlog[head]!;
-        const n = s.write(chunk);
-        if (n < 0) return false; // closing: the close callback follows
-        buffered -= n;
-        if (n < chunk.byteLength) {
-          backlog[head] = chunk.subarray(n);
-          return false;
-        }
-        backlog[head++] = EMPTY;
-      }
-      backlog.length = head = 0;
-      return true;
-    };
-
-    // The client stops waiting after connectionTimeout but cannot cancel a transport that has not resolved:
-    // a TLS handshake with a peer that never answers would keep its socket open. Give up at the same deadline.
-    let opening: BunSocket | undefined;
-    const deadline =
-      o.connectionTimeout > 0
-        ? setTimeout(() => {
-            fail(new TransportError(`Could not connect to ${where(o)} within ${o.connectionTimeout} ms`));
-            opening?.terminate();
-          }, o.connectionTimeout)
-        : undefined;
-
     const established = (s: BunSocket) => {
-      clearTimeout(deadline);
       connected = true;
       socket = s;
-      resolve(transport);
+      queue = new WriteQueue(s, o.writeHighWaterMark, {
+        onDrain: () => h.onDrain(),
+        // With a backlog, end() leaves it to the queue to end the socket once it has written it.
+        onIdle: () => {
+          if (ending) s.end();
+        },
+        onError: (e) => {
+          failure ??= e;
+          s.terminate();
+        },
+      });
+      a.resolve(transport);
     };
 
     const handler: BunSocketHandler = {
       binaryType: "uint8array",
       open(s) {
-        opening = s;
+        // Bun.connect takes no signal: a socket that opens after an abort is closed here (track throws).
+        try {
+          a.track(s);
+        } catch {
+          return;
+        }
         s.setNoDelay?.(true);
         // With a handshake callback, TLS sockets open before the handshake: wait for it.
         if (!o.tls) established(s);
       },
       handshake(s, success, authorizationError) {
+        if (a.settled) return; // aborted meanwhile: the socket is being closed
         if (success) {
           established(s);
         } else {
           failure = authorizationError;
-          fail(new TransportError(`Could not connect to ${where(o)}: TLS handshake failed: ${describe(authorizationError)}`, { cause: authorizationError }));
-          s.terminate();
+          a.reject(new TransportError(`Could not connect to ${where(o)}: TLS handshake failed: ${describe(authorizationError)}`, { cause: authorizationError }));
         }
       },
       data(_s, bytes) {
-        h.onData(bytes);
+        if (!closed) h.onData(bytes);
       },
-      drain(s) {
-        if (closed) return;
-        const empty = writeBacklog(s);
-        if (empty && ending) s.end();
-        // Report as soon as the backlog is down to the mark, not only when it is empty: the publisher can
-        // queue more while the socket writes the rest.
-        else if (!ending && buffered <= hwm) h.onDrain();
+      drain() {
+        if (!closed) queue?.drain();
       },
       error(s, e) {
-        // A failed TLS session, or an exception thrown by a handler (the client's onData included): the
-        // connection cannot be trusted any more either way.
+        // A failed TLS session: the connection cannot be trusted any more.
         failure ??= e;
         s.terminate();
       },
       close(_s, e) {
         if (closed) return;
         closed = true;
-        clearTimeout(deadline);
-        backlog.length = head = buffered = 0;
+        queue?.clear();
+        // Bun calls no callback after close: onClose is the last handler call.
         if (connected) h.onClose(failure ?? e);
-        else fail(failure ?? e ?? new Error("the connection closed during the TLS handshake"));
+        else a.reject(connectFailure(o, failure ?? e ?? new Error("the connection closed during the TLS handshake")));
       },
       connectError(_s, e) {
         closed = true;
-        clearTimeout(deadline);
-        fail(e);
+        a.reject(connectFailure(o, e));
       },
     };
 
     const transport: Transport = {
-      write(bytes) {
-        if (closed || ending || !socket) return true; // nothing will be written any more; nothing to wait for either
-        if (head === backlog.length) {
-          const n = socket.write(bytes);
-          if (n === bytes.byteLength || n < 0) return true;
-          bytes = bytes.subarray(n);
-        }
-        backlog.push(bytes);
-        buffered += bytes.byteLength;
-        return buffered <= hwm;
-      },
+      write: (bytes) => (closed || ending || !queue ? true : queue.write(bytes)), // nothing will be written any more; nothing to wait for either
       get bufferedAmount() {
-        return buffered;
+        return queue?.bufferedAmount ?? 0;
       },
       end() {
         if (closed || ending) return;
         ending = true;
-        // With a backlog, drain() ends the socket once it has written it.
-        if (head === backlog.length) socket?.end();
+        if (queue?.empty !== false) socket?.end();
       },
       destroy() {
         if (closed) return;
-        backlog.length = head = buffered = 0;
+        queue?.clear();
         socket?.terminate();
       },
       pauseReading(paused) {
@@ -238,18 +196,14 @@ export function bunTransport(o: ResolvedConnectOptions, h: TransportHandlers): P
         ? Bun.connect({ unix: o.socketPath, ...(tls && { tls }), socket: handler })
         : Bun.connect({ hostname: o.hostname, port: o.port, ...(tls && { tls }), socket: handler });
     // connectError has reported the failure already; this only keeps the rejection from being unhandled.
-    opened.catch(fail);
+    opened.catch((e: unknown) => a.reject(connectFailure(o, e)));
   });
 }
-
-const EMPTY = new Uint8Array(0);
 
 export const bunRuntime: Runtime = {
   connect: bunTransport,
   now: () => performance.now(),
-  // Bun's setImmediate runs after the current turn and its I/O, like Node's (a few µs a hop); setTimeout(fn,
-  // 0) is clamped to ≥ 1 ms.
-  defer: (fn) => void setImmediate(fn),
+  defer,
   platform: `Bun ${Bun?.version ?? "(unknown version)"}`,
 };
 

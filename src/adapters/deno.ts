@@ -9,10 +9,15 @@
  *   keeps references to input chunks). A read that filled at least half of the buffer hands over the buffer
  *   itself and a new one is allocated; a smaller read is copied out to its exact size and the buffer is kept,
  *   so a 20-byte read does not pin 64 KiB for as long as the machine holds on to it.
- * - The write queue writes one chunk at a time; `conn.write` may write only part of a chunk, so the rest is
- *   written before the next chunk. `bufferedAmount` counts what is queued and not yet written; `write`
- *   returns false past writeHighWaterMark, and `onDrain` is reported whenever a chunk completes with the
- *   queue at or below the mark.
+ * - Writes go through the WriteQueue shared with Bun (src/adapters/write-queue.ts): one `conn.write` at a
+ *   time, the rest of a partial write before the next chunk, `write` false past writeHighWaterMark and
+ *   `onDrain` whenever a write completes with the queue at or below the mark.
+ *
+ * No timer: the client's signal gives a connect attempt up (src/adapters/attempt.ts). Closing the socket
+ * being set up interrupts a TLS handshake the peer never answers, so nothing keeps Deno running; but Deno
+ * itself then keeps the TCP socket open until the peer answers or hangs up (a TlsConn closed mid-handshake
+ * is shut down by a background task that first waits for the handshake, with no timeout) — no Deno API
+ * reaches the TCP socket once Deno.startTls has taken it.
  *
  * What Deno cannot do per connection, and is refused with a UsageError rather than done half-way:
  * `tls.verify = false` (Deno.connectTls has no option to skip chain verification), an encrypted key
@@ -28,6 +33,9 @@ import { connectWith, type Connection } from "../client/connection.ts";
 import { TransportError, UsageError } from "../client/errors.ts";
 import type { ConnectOptions, ResolvedConnectOptions, TlsOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
+import { type Attempt, connectAttempt } from "./attempt.ts";
+import { connectFailure, defer, describe, where } from "./common.ts";
+import { WriteQueue } from "./write-queue.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // The subset of the Deno namespace this adapter uses.
@@ -67,16 +75,6 @@ const READ_SIZE = 64 * 1024;
 const utf8 = new TextDecoder();
 const pem = (v: string | Uint8Array): string => (typeof v === "string" ? v : utf8.decode(v));
 
-function where(o: ResolvedConnectOptions): string {
-  return o.socketPath !== undefined ? `unix:${o.socketPath}` : `${o.hostname}:${o.port}`;
-}
-
-function describe(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const code = (e as { code?: unknown }).code;
-  return `${typeof code === "string" ? code : e.name}: ${e.message}`;
-}
-
 /** Refuses the TLS settings Deno cannot honour, naming what to do instead. */
 function checkTls(o: ResolvedConnectOptions, t: TlsOptions): void {
   const refuse = (what: string) => {
@@ -97,108 +95,64 @@ function checkTls(o: ResolvedConnectOptions, t: TlsOptions): void {
   }
 }
 
-/**
- * One connection attempt. The client stops waiting after connectionTimeout, but cannot cancel a transport
- * that has not resolved yet: a TLS handshake with a peer that never answers would stay pending, and keep
- * Deno's event loop alive, for good. So the attempt gives up on its own at the same deadline: it aborts the
- * TCP connect and closes the socket being set up, which interrupts the handshake.
- */
-interface Attempt {
-  readonly signal: AbortSignal;
-  /** Registers the socket being set up, to be closed if the attempt is given up. */
-  track<C extends DenoConn>(conn: C): C;
-}
+/** The connect attempt (src/adapters/attempt.ts) as the socket-opening steps see it. */
+type DenoAttempt = Attempt<Transport, DenoConn>;
 
-async function openTls(o: ResolvedConnectOptions, a: Attempt): Promise<DenoTlsConn> {
+async function openTls(o: ResolvedConnectOptions, a: DenoAttempt): Promise<DenoConn> {
   const t = o.tlsOptions;
   checkTls(o, t);
   const caCerts = t.ca === undefined ? undefined : (Array.isArray(t.ca) ? t.ca : [t.ca]).map(pem);
   let conn: DenoTlsConn;
   if (t.cert !== undefined && t.key !== undefined) {
-    // Only connectTls takes a client certificate. Its TCP socket keeps Nagle on: TlsConn has no setNoDelay.
+    // Only connectTls takes a client certificate (and no signal: track closes it if it arrives too late).
+    // Its TCP socket keeps Nagle on: TlsConn has no setNoDelay.
     conn = a.track(await Deno.connectTls({ hostname: o.hostname, port: o.port, ...(caCerts && { caCerts }), cert: pem(t.cert), key: pem(t.key) }));
   } else {
     // TCP first, then TLS on it: so Nagle can be turned off, and so the name checked (and sent as SNI) can
     // differ from the host dialled. An IP is checked against the certificate's IP addresses, without SNI.
     const tcp = a.track(await Deno.connect({ hostname: o.hostname, port: o.port, signal: a.signal }));
     tcp.setNoDelay(true);
-    try {
-      conn = a.track(await Deno.startTls(tcp, { hostname: t.servername ?? o.hostname, ...(caCerts && { caCerts }) }));
-    } catch (e) {
-      tcp.close();
-      throw e;
-    }
+    conn = a.track(await Deno.startTls(tcp, { hostname: t.servername ?? o.hostname, ...(caCerts && { caCerts }) }));
   }
   // Deno handshakes lazily, on the first read or write; do it now so a bad certificate fails the connect.
+  // An abort closes conn, which ends a handshake the peer never answers.
   try {
     await conn.handshake();
   } catch (e) {
-    try {
-      conn.close();
-    } catch {
-      // closed by the attempt's deadline
-    }
     throw new TransportError(`Could not connect to ${where(o)}: TLS handshake failed: ${describe(e)}`, { cause: e });
   }
   return conn;
 }
 
-async function openConn(o: ResolvedConnectOptions, a: Attempt): Promise<DenoConn> {
+async function openConn(o: ResolvedConnectOptions, a: DenoAttempt): Promise<DenoConn> {
   if (o.tls) return openTls(o, a);
-  if (o.socketPath !== undefined) return Deno.connect({ transport: "unix", path: o.socketPath });
-  const conn = await Deno.connect({ hostname: o.hostname, port: o.port, signal: a.signal });
+  if (o.socketPath !== undefined) return a.track(await Deno.connect({ transport: "unix", path: o.socketPath }));
+  const conn = a.track(await Deno.connect({ hostname: o.hostname, port: o.port, signal: a.signal }));
   // The client already coalesces a turn's frames into one write; Nagle would only delay them.
   conn.setNoDelay(true);
   return conn;
 }
 
-/** Opens a socket, giving up after connectionTimeout (see Attempt). */
-async function openWithDeadline(o: ResolvedConnectOptions): Promise<DenoConn> {
-  const abort = new AbortController();
-  let current: DenoConn | undefined;
-  const timer =
-    o.connectionTimeout > 0
-      ? setTimeout(() => {
-          abort.abort();
-          try {
-            current?.close();
-          } catch {
-            // already closed
-          }
-        }, o.connectionTimeout)
-      : undefined;
-  const attempt: Attempt = { signal: abort.signal, track: (c) => (current = c) };
-  try {
-    const conn = await openConn(o, attempt);
-    if (abort.signal.aborted) {
-      try {
-        conn.close();
-      } catch {
-        // closed by the deadline already
-      }
-      throw new TransportError(`Could not connect to ${where(o)} within ${o.connectionTimeout} ms`);
+/**
+ * Opens a connection and wraps it as a Transport. `signal` (the client's connect deadline and the caller's
+ * signal) gives the attempt up: see src/adapters/attempt.ts.
+ */
+export function denoTransport(o: ResolvedConnectOptions, h: TransportHandlers, signal?: AbortSignal): Promise<Transport> {
+  return connectAttempt<Transport, DenoConn>(signal, (c) => c.close(), async (a) => {
+    let conn: DenoConn;
+    try {
+      conn = await openConn(o, a);
+    } catch (e) {
+      a.reject(connectFailure(o, e));
+      return;
     }
-    return conn;
-  } finally {
-    clearTimeout(timer);
-  }
+    // Nothing awaited from here on: the attempt cannot be aborted between this point and resolve().
+    a.resolve(wrap(conn, o.writeHighWaterMark, h));
+  });
 }
 
-/** Opens a connection and wraps it as a Transport. */
-export async function denoTransport(o: ResolvedConnectOptions, h: TransportHandlers): Promise<Transport> {
-  let conn: DenoConn;
-  try {
-    conn = await openWithDeadline(o);
-  } catch (e) {
-    if (e instanceof TransportError || e instanceof UsageError) throw e;
-    throw new TransportError(`Could not connect to ${where(o)}: ${describe(e)}`, { cause: e });
-  }
-
-  const hwm = o.writeHighWaterMark;
-  const queue: Uint8Array[] = [];
-  let head = 0;
-  let buffered = 0;
-  let writing = false;
+/** The Transport over an open connection: the write queue, the read loop, and closing. */
+function wrap(conn: DenoConn, hwm: number, h: TransportHandlers): Transport {
   let ending = false;
   /** Set once the socket is being closed on purpose: a read interrupted by that is not a failure. */
   let closing = false;
@@ -209,7 +163,7 @@ export async function denoTransport(o: ResolvedConnectOptions, h: TransportHandl
   const close = () => {
     if (closing) return;
     closing = true;
-    queue.length = head = buffered = 0;
+    queue.clear();
     resume?.();
     try {
       conn.close();
@@ -218,34 +172,16 @@ export async function denoTransport(o: ResolvedConnectOptions, h: TransportHandl
     }
   };
 
-  const pump = async () => {
-    writing = true;
-    try {
-      while (head < queue.length && !closing) {
-        const chunk = queue[head]!;
-        let written = 0;
-        while (written < chunk.byteLength) {
-          // A partial write is normal under load: write the rest before anything queued after it.
-          const n = await conn.write(written === 0 ? chunk : chunk.subarray(written));
-          if (closing) return;
-          written += n;
-          buffered -= n;
-        }
-        queue[head++] = EMPTY;
-        if (head === queue.length) queue.length = head = 0;
-        if (buffered <= hwm) h.onDrain();
-      }
-    } catch (e) {
-      if (!closing) {
-        failure ??= e;
-        close();
-      }
-      return;
-    } finally {
-      writing = false;
-    }
-    if (ending) close();
-  };
+  const queue = new WriteQueue(conn, hwm, {
+    onDrain: () => h.onDrain(),
+    onIdle: () => {
+      if (ending) close();
+    },
+    onError: (e) => {
+      failure ??= e;
+      close();
+    },
+  });
 
   const readLoop = async () => {
     let buf = new Uint8Array(READ_SIZE);
@@ -273,25 +209,19 @@ export async function denoTransport(o: ResolvedConnectOptions, h: TransportHandl
       if (!closing) failure ??= e;
     }
     close();
+    // The read loop is the only caller of onData and ends here: onClose is the last handler call.
     h.onClose(failure);
   };
 
   const transport: Transport = {
-    write(bytes) {
-      if (closing || ending) return true; // nothing will be written any more; nothing to wait for either
-      if (bytes.byteLength === 0) return buffered <= hwm;
-      queue.push(bytes);
-      buffered += bytes.byteLength;
-      if (!writing) void pump();
-      return buffered <= hwm;
-    },
+    write: (bytes) => (closing || ending ? true : queue.write(bytes)),
     get bufferedAmount() {
-      return buffered;
+      return queue.bufferedAmount;
     },
     end() {
       if (closing || ending) return;
       ending = true;
-      if (!writing) close();
+      if (queue.empty) close();
     },
     destroy: close,
     pauseReading(p) {
@@ -303,18 +233,10 @@ export async function denoTransport(o: ResolvedConnectOptions, h: TransportHandl
   return transport;
 }
 
-const EMPTY = new Uint8Array(0);
-
-type ImmediateFn = (fn: () => void) => unknown;
-const setImmediateFn = (globalThis as { setImmediate?: ImmediateFn }).setImmediate;
-
 export const denoRuntime: Runtime = {
   connect: denoTransport,
   now: () => performance.now(),
-  // Deno 2 provides setImmediate: it runs after the current turn and its I/O, like Node's, at about 20 µs
-  // a hop. setTimeout(fn, 0) would coalesce the same writes but is clamped to ≥ 1 ms (4 ms when nested),
-  // which makes every request/reply round trip slower; it is only the fallback.
-  defer: setImmediateFn ? (fn) => void setImmediateFn(fn) : (fn) => void setTimeout(fn, 0),
+  defer,
   platform: `Deno ${Deno?.version.deno ?? "(unknown version)"}`,
 };
 

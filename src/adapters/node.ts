@@ -3,15 +3,17 @@
  *
  * Thin by design: socket bytes go to the client untouched, writes go to the socket with Node's own
  * backpressure (`write()` returning false, then 'drain'), Nagle is off (TCP_NODELAY) because the client
- * already coalesces a turn's frames into one write. No frame parsing here.
+ * already coalesces a turn's frames into one write. No frame parsing here, and no timer: the client's
+ * signal gives a connect attempt up.
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { performance } from "node:perf_hooks";
 import { connectWith, type Connection } from "../client/connection.ts";
-import { TransportError } from "../client/errors.ts";
 import { type ConnectOptions, isIpAddress, type ResolvedConnectOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
+import { connectAttempt } from "./attempt.ts";
+import { connectFailure, defer } from "./common.ts";
 
 function toNode(v: string | Uint8Array): string | Buffer {
   return typeof v === "string" ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
@@ -36,39 +38,36 @@ function openSocket(o: ResolvedConnectOptions): net.Socket {
   });
 }
 
-/** Opens a socket and wraps it as a Transport. */
-export function nodeTransport(o: ResolvedConnectOptions, h: TransportHandlers): Promise<Transport> {
-  return new Promise((resolve, reject) => {
-    const socket = openSocket(o);
+/**
+ * Opens a socket and wraps it as a Transport. `signal` (the client's connect deadline and the caller's
+ * signal) gives the attempt up: see src/adapters/attempt.ts.
+ */
+export function nodeTransport(o: ResolvedConnectOptions, h: TransportHandlers, signal?: AbortSignal): Promise<Transport> {
+  return connectAttempt<Transport, net.Socket>(signal, (s) => s.destroy(), (a) => {
+    const socket = a.track(openSocket(o));
     let connected = false;
+    let failure: unknown;
     socket.setNoDelay(true);
-    // The client stops waiting after connectionTimeout; the socket must give up too, or a silent peer (a TLS
-    // handshake that never completes) keeps it — and the process — alive.
-    const deadline =
-      o.connectionTimeout > 0
-        ? setTimeout(() => socket.destroy(new Error(`no connection within ${o.connectionTimeout} ms`)), o.connectionTimeout)
-        : undefined;
     socket.once(o.tls ? "secureConnect" : "connect", () => {
       connected = true;
-      clearTimeout(deadline);
-      resolve(transport);
+      a.resolve(transport);
     });
     socket.on("data", (chunk: Buffer) => h.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
     socket.on("drain", () => h.onDrain());
-    let failure: unknown;
     socket.on("error", (e) => {
       failure = e;
-      clearTimeout(deadline);
-      if (!connected) reject(new TransportError(`Could not connect to ${where(o)}: ${(e as NodeJS.ErrnoException).code ?? ""} ${e.message}`.replace(/:  /, ": "), { cause: e }));
+      if (!connected) a.reject(connectFailure(o, e));
     });
     socket.on("close", () => {
+      // 'close' is the socket's last event: onClose is the last handler call.
       if (connected) h.onClose(failure);
+      else a.reject(connectFailure(o, failure ?? new Error("the socket closed before the connection was established")));
     });
     // The client waits while more than writeHighWaterMark bytes are buffered, which may be less than the
     // socket's own mark: write() then returned true and no 'drain' will come. Report every completed write
     // that brings the buffer down to the client's mark, or a publisher awaiting writable() hangs for good.
     const onWritten = (err?: Error | null) => {
-      if (!err && socket.writableLength <= o.writeHighWaterMark) h.onDrain();
+      if (!err && !socket.destroyed && socket.writableLength <= o.writeHighWaterMark) h.onDrain();
     };
     const transport: Transport = {
       write: (bytes) => socket.write(bytes, onWritten),
@@ -82,14 +81,10 @@ export function nodeTransport(o: ResolvedConnectOptions, h: TransportHandlers): 
   });
 }
 
-function where(o: ResolvedConnectOptions): string {
-  return o.socketPath !== undefined ? `unix:${o.socketPath}` : `${o.hostname}:${o.port}`;
-}
-
 export const nodeRuntime: Runtime = {
   connect: nodeTransport,
   now: () => performance.now(),
-  defer: (fn) => setImmediate(fn),
+  defer,
   platform: `Node.js ${process.version}`,
 };
 

@@ -30,6 +30,10 @@ import { connectWith, type Connection } from "../client/connection.ts";
 import { TransportError, UsageError } from "../client/errors.ts";
 import { type ConnectOptions, parseUrl, type ResolvedConnectOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
+import { connectAttempt } from "./attempt.ts";
+import { defer, describe } from "./common.ts";
+
+export { defer } from "./common.ts";
 
 /** The part of the standard WebSocket this adapter uses (the `ws` package's class fits it too). */
 export interface WebSocketLike {
@@ -72,14 +76,24 @@ function describeRelay(url: string): string {
   return url.replace(/\/\/[^/@]*@/, "//").replace(/[?#].*$/, "");
 }
 
-/** Opens a WebSocket to the relay and wraps it as a Transport. */
-export function webSocketTransport(url: string, Ctor: WebSocketConstructor, pollInterval: number, o: ResolvedConnectOptions, h: TransportHandlers): Promise<Transport> {
-  return new Promise((resolve, reject) => {
+/**
+ * Opens a WebSocket to the relay and wraps it as a Transport. `signal` (the client's connect deadline and
+ * the caller's signal) gives the attempt up, closing the socket mid-upgrade: see src/adapters/attempt.ts.
+ */
+export function webSocketTransport(
+  url: string,
+  Ctor: WebSocketConstructor,
+  pollInterval: number,
+  o: ResolvedConnectOptions,
+  h: TransportHandlers,
+  signal?: AbortSignal,
+): Promise<Transport> {
+  return connectAttempt<Transport, WebSocketLike>(signal, (ws) => ws.close(), (a) => {
     let ws: WebSocketLike;
     try {
-      ws = new Ctor(url);
+      ws = a.track(new Ctor(url));
     } catch (e) {
-      reject(new TransportError(`Could not connect to relay ${describeRelay(url)}: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+      a.reject(new TransportError(`Could not connect to relay ${describeRelay(url)}: ${describe(e)}`, { cause: e }));
       return;
     }
     ws.binaryType = "arraybuffer";
@@ -102,10 +116,12 @@ export function webSocketTransport(url: string, Ctor: WebSocketConstructor, poll
       poll = setTimeout(check, pollInterval);
     };
     ws.onopen = () => {
+      if (a.settled) return; // aborted meanwhile: the socket is being closed
       opened = true;
-      resolve(transport);
+      a.resolve(transport);
     };
     ws.onmessage = (event: { data: unknown }) => {
+      if (!opened) return;
       const data = event.data;
       if (data instanceof ArrayBuffer) h.onData(new Uint8Array(data));
       else if (ArrayBuffer.isView(data)) h.onData(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
@@ -124,9 +140,10 @@ export function webSocketTransport(url: string, Ctor: WebSocketConstructor, poll
       if (!opened) {
         // A refused upgrade (403, 502, …) shows up as code 1006 with no detail in a browser.
         const why = failure instanceof Error ? failure.message : `closed with code ${event.code}${event.reason ? ` (${event.reason})` : ""}`;
-        reject(new TransportError(`Could not connect to relay ${describeRelay(url)}: ${why}`, { cause: failure }));
+        a.reject(new TransportError(`Could not connect to relay ${describeRelay(url)}: ${why}`, { cause: failure }));
         return;
       }
+      // The close event is the WebSocket's last: onClose is the last handler call.
       if (failure === undefined && event.code !== 1000) {
         failure = new TransportError(`WebSocket closed with code ${event.code}${event.reason ? `: ${event.reason}` : ""}`);
       }
@@ -157,38 +174,6 @@ export function webSocketTransport(url: string, Ctor: WebSocketConstructor, poll
   });
 }
 
-/**
- * Runs `fn` after the current task, without the ≥ 4 ms clamp browsers put on nested `setTimeout(fn, 0)`.
- * `setImmediate` where it exists (Node, Deno, Bun); elsewhere (browsers) a MessageChannel, whose messages
- * are tasks of their own. Not `queueMicrotask`: that would run before the awaiting code of the same turn
- * has queued its publishes, and the point of deferring is to coalesce a turn's frames into one write.
- */
-export const defer: (fn: () => void) => void = (() => {
-  const g = globalThis as { setImmediate?: (fn: () => void) => unknown };
-  if (typeof g.setImmediate === "function") {
-    const setImmediate = g.setImmediate;
-    return (fn: () => void) => void setImmediate(fn);
-  }
-  if (typeof MessageChannel === "function") {
-    let queue: (() => void)[] = [];
-    let channel: MessageChannel | undefined;
-    const run = () => {
-      const fns = queue;
-      queue = [];
-      for (const fn of fns) fn();
-    };
-    return (fn: () => void) => {
-      if (channel === undefined) {
-        channel = new MessageChannel();
-        channel.port1.onmessage = run;
-      }
-      queue.push(fn);
-      if (queue.length === 1) channel.port2.postMessage(null);
-    };
-  }
-  return (fn: () => void) => void setTimeout(fn, 0);
-})();
-
 function platform(): string {
   const nav = (globalThis as { navigator?: { userAgent?: string } }).navigator;
   return nav?.userAgent ? `WebSocket; ${nav.userAgent}` : "WebSocket";
@@ -202,7 +187,7 @@ export function webSocketRuntime(relayUrl: string, options: { WebSocket?: WebSoc
   }
   const pollInterval = options.drainPollInterval ?? 10;
   return {
-    connect: (o, h) => webSocketTransport(relayUrl, Ctor, pollInterval, o, h),
+    connect: (o, h, signal) => webSocketTransport(relayUrl, Ctor, pollInterval, o, h, signal),
     now: () => performance.now(),
     defer,
     platform: platform(),

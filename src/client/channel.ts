@@ -7,32 +7,52 @@
  */
 import type { FieldTable } from "../codec/amqp/field-table.ts";
 import type { Method } from "../codec/amqp/methods.generated.ts";
-import type { BasicProperties } from "../codec/amqp/properties.ts";
+import type { BasicProperties, PublishProperties } from "../codec/amqp/properties.ts";
 import type { Int64 } from "../codec/parsers.ts";
 import { encodeUtf8 } from "../codec/utf8.ts";
-import type { CloseReason, DeliveryEvent, PublishConfirmedEvent, ReplyEvent, ReturnEvent } from "../machine/events.ts";
+import type { DeliveryEvent, PublishConfirmedEvent, ReplyEvent, ReturnEvent } from "../machine/events.ts";
 import { Consumer, ConsumerCancelledError } from "./consumer.ts";
 import { Emitter } from "./emitter.ts";
-import { AbortError, errorFromClose, MessageReturnedError, PublishNackedError, type WarrenError } from "./errors.ts";
+import { AbortError, MessageReturnedError, PublishNackedError, UsageError, type WarrenError } from "./errors.ts";
 import { Message, type MessageSettler } from "./message.ts";
 
-/** What a channel needs from its connection. */
+/**
+ * What a channel needs from its connection: intention-level operations. The connection owns the machine and
+ * decides when bytes leave (requests flush at the end of the current synchronous code, publishes and acks at
+ * the end of the event-loop turn); a channel never touches the machine itself.
+ */
 export interface ChannelHost {
-  /** Runs a machine command, converting machine misuse errors into client errors. */
-  command<T>(f: () => T): T;
-  /** The request's reply, or its failure. */
-  /** The request's reply, or its failure; `onReply` sees the reply synchronously (even after an abort). */
-  waitReply(requestId: number, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent>;
-  /** Resolves when the transport can take more bytes (at once when it can). */
+  /**
+   * Sends a synchronous method and resolves with its reply, or rejects with the typed error of whatever
+   * closed the channel or connection first. `onReply` sees the reply synchronously when it is dispatched —
+   * before deliveries that arrived in the same read — even after `signal` aborted the wait.
+   */
+  request(channel: number, method: Method, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent>;
+  /** Sends an asynchronous method (ack, nack, reject, a no-wait request). Throws a typed error for misuse. */
+  send(channel: number, method: Method): void;
+  /**
+   * Sends clean-up (a reject for an unwanted delivery, a cancel for an abandoned consumer) while events are
+   * being dispatched: never throws, returns false when the channel or connection can no longer send.
+   */
+  trySend(channel: number, method: Method): boolean;
+  /** Queues a publish; returns its confirm sequence number, or 0 outside confirm mode. Throws a typed error for bad input. */
+  publish(channel: number, exchange: string, routingKey: string, body: Uint8Array, properties: PublishProperties, mandatory: boolean, immediate: boolean): number;
+  /**
+   * Sends channel.close and resolves with close-ok; resolves too when the channel closes any other way first.
+   * Throws a typed error when the channel is already closing on the machine's side (the caller then waits for
+   * its `channelClosed`).
+   */
+  closeChannel(channel: number, signal: AbortSignal | undefined): Promise<void>;
+  /** Resolves when the transport can take more bytes (undefined when it can at once). */
   writable(): Promise<void> | undefined;
   /** Whether writing is currently over the high-water mark. */
   readonly backpressured: boolean;
-  scheduleFlush(): void;
-  /** Writes soon, for a request awaiting its reply (see Connection.flushForRequest). */
-  flushForRequest(): void;
   /** Stops (true) or resumes (false) reading from the socket for `who` (reading resumes when nobody asks). */
   pauseReading(who: object, paused: boolean): void;
-  readonly machine: import("../machine/connection.ts").ConnectionMachine;
+  /** False on transports that cannot stop reading (WebSocket): consumers must bound their buffers instead. */
+  readonly canPauseReading: boolean;
+  /** Reports an error nobody observed (no listener, no awaiting promise), once per `source`. */
+  warnUnobserved(source: object, message: string, error?: unknown): void;
 }
 
 export interface ReturnedMessage {
@@ -86,10 +106,16 @@ export interface ConsumeOptions extends Signal {
   exclusive?: boolean;
   arguments?: FieldTable;
   /**
-   * Called when the `onMessage` callback throws or rejects (the message stays unacked). Given here rather
-   * than as an "error" listener, it also sees messages that arrive before basicConsume resolves.
+   * Called when the `onMessage` callback throws or rejects. Given here rather than as an "error" listener, it
+   * also sees messages that arrive before basicConsume resolves.
    */
   onError?: (error: unknown, message: Message) => void;
+  /**
+   * What happens to a message whose `onMessage` callback failed before settling it: `true` requeues it,
+   * `false` rejects it without requeue (dead-lettered, or dropped). Default: requeued once — rejected
+   * without requeue when it was already redelivered. Ignored with noAck.
+   */
+  requeueOnError?: boolean;
 }
 export interface PublishOptions extends Signal {
   mandatory?: boolean;
@@ -104,12 +130,23 @@ interface PendingConfirm {
   reject(e: Error): void;
 }
 
+/** How the channel ended, as its `channelClosed` event said. */
+interface Ended {
+  /** Undefined for a clean close by the application. */
+  readonly error: WarrenError | undefined;
+  /** What operations on the closed channel reject with. */
+  readonly rejection: WarrenError;
+}
+
 export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   /** The channel number. */
   readonly id: number;
   readonly #host: ChannelHost;
-  #closeError: WarrenError | undefined;
-  #closed = false;
+  /** Set from the machine's channelClosed event — the only place the channel learns it is gone. */
+  #ended: Ended | undefined;
+  #whenEnded: Promise<void>;
+  #markEnded!: () => void;
+  #closing: Promise<void> | undefined;
   #consumers = new Map<string, Consumer>();
   #confirms = new Map<number, PendingConfirm>();
   #flowActive = true;
@@ -118,11 +155,12 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     super();
     this.#host = host;
     this.id = id;
+    this.#whenEnded = new Promise((resolve) => (this.#markEnded = resolve));
   }
 
   /** True once the channel closed. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#ended !== undefined;
   }
   /** Whether the broker allows publishing (channel.flow); RabbitMQ uses connection.blocked instead. */
   get flowActive(): boolean {
@@ -130,14 +168,14 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   }
 
   async [asyncDispose](): Promise<void> {
-    if (!this.#closed) await this.close().catch(() => undefined);
+    await this.close().catch(() => undefined);
   }
 
   // ---------------------------------------------------------------------------------------------------
   // Exchanges
 
   async exchangeDeclare(exchange: string, type: string, o: ExchangeDeclareOptions = {}): Promise<void> {
-    await this.#request(
+    await this.#call(
       {
         name: "exchange.declare",
         classId: 40,
@@ -156,16 +194,16 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   }
 
   async exchangeDelete(exchange: string, o: { ifUnused?: boolean; noWait?: boolean } & Signal = {}): Promise<void> {
-    await this.#request({ name: "exchange.delete", classId: 40, methodId: 20, exchange, ifUnused: o.ifUnused ?? false, noWait: o.noWait ?? false }, o);
+    await this.#call({ name: "exchange.delete", classId: 40, methodId: 20, exchange, ifUnused: o.ifUnused ?? false, noWait: o.noWait ?? false }, o);
   }
 
   /** Binds exchange `destination` to `source` (a RabbitMQ extension). */
   async exchangeBind(destination: string, source: string, routingKey = "", args: FieldTable = {}, o: { noWait?: boolean } & Signal = {}): Promise<void> {
-    await this.#request({ name: "exchange.bind", classId: 40, methodId: 30, destination, source, routingKey, noWait: o.noWait ?? false, arguments: args }, o);
+    await this.#call({ name: "exchange.bind", classId: 40, methodId: 30, destination, source, routingKey, noWait: o.noWait ?? false, arguments: args }, o);
   }
 
   async exchangeUnbind(destination: string, source: string, routingKey = "", args: FieldTable = {}, o: { noWait?: boolean } & Signal = {}): Promise<void> {
-    await this.#request({ name: "exchange.unbind", classId: 40, methodId: 40, destination, source, routingKey, noWait: o.noWait ?? false, arguments: args }, o);
+    await this.#call({ name: "exchange.unbind", classId: 40, methodId: 40, destination, source, routingKey, noWait: o.noWait ?? false, arguments: args }, o);
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -173,7 +211,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   /** Declares a queue; "" lets the broker name it. With noWait the result's counts are 0. */
   async queueDeclare(queue = "", o: QueueDeclareOptions = {}): Promise<QueueDeclareResult> {
-    const reply = await this.#request(
+    const reply = await this.#call(
       {
         name: "queue.declare",
         classId: 50,
@@ -195,21 +233,21 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   }
 
   async queueBind(queue: string, exchange: string, routingKey = "", args: FieldTable = {}, o: { noWait?: boolean } & Signal = {}): Promise<void> {
-    await this.#request({ name: "queue.bind", classId: 50, methodId: 20, queue, exchange, routingKey, noWait: o.noWait ?? false, arguments: args }, o);
+    await this.#call({ name: "queue.bind", classId: 50, methodId: 20, queue, exchange, routingKey, noWait: o.noWait ?? false, arguments: args }, o);
   }
 
   async queueUnbind(queue: string, exchange: string, routingKey = "", args: FieldTable = {}, o: Signal = {}): Promise<void> {
-    await this.#request({ name: "queue.unbind", classId: 50, methodId: 50, queue, exchange, routingKey, arguments: args }, o);
+    await this.#call({ name: "queue.unbind", classId: 50, methodId: 50, queue, exchange, routingKey, arguments: args }, o);
   }
 
   /** Removes all ready messages; resolves with how many. */
   async queuePurge(queue: string, o: { noWait?: boolean } & Signal = {}): Promise<{ messageCount: number }> {
-    const reply = await this.#request({ name: "queue.purge", classId: 50, methodId: 30, queue, noWait: o.noWait ?? false }, o);
+    const reply = await this.#call({ name: "queue.purge", classId: 50, methodId: 30, queue, noWait: o.noWait ?? false }, o);
     return { messageCount: reply?.method.name === "queue.purge-ok" ? reply.method.messageCount : 0 };
   }
 
   async queueDelete(queue: string, o: { ifUnused?: boolean; ifEmpty?: boolean; noWait?: boolean } & Signal = {}): Promise<{ messageCount: number }> {
-    const reply = await this.#request(
+    const reply = await this.#call(
       { name: "queue.delete", classId: 50, methodId: 40, queue, ifUnused: o.ifUnused ?? false, ifEmpty: o.ifEmpty ?? false, noWait: o.noWait ?? false },
       o,
     );
@@ -226,11 +264,17 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   /**
    * Starts a consumer. Iterate it with `for await`, or pass `onMessage` to be called for each message.
+   *
+   * A callback that throws (or returns a rejected promise) before settling its message gets the message
+   * rejected: requeued the first time, dead-lettered (or dropped) when it was already redelivered, so one
+   * poison message cannot spin forever — `requeueOnError` forces either way. The error goes to the
+   * consumer's "error" listeners and `onError`, or to the connection's logger when there are none.
    * @example
    * const consumer = await ch.basicConsume(queue);
    * for await (const msg of consumer) { handle(msg.body); msg.ack(); }
    */
   async basicConsume(queue: string, o: ConsumeOptions = {}, onMessage?: (message: Message) => unknown): Promise<Consumer> {
+    const noAck = o.noAck ?? false;
     const method: Method = {
       name: "basic.consume",
       classId: 60,
@@ -238,7 +282,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       queue,
       consumerTag: o.consumerTag ?? "",
       noLocal: o.noLocal ?? false,
-      noAck: o.noAck ?? false,
+      noAck,
       exclusive: o.exclusive ?? false,
       noWait: false,
       arguments: o.arguments ?? {},
@@ -252,15 +296,16 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       const consumerTag = e.method.consumerTag;
       if (o.signal?.aborted) {
         // The application gave up waiting: do not leave a consumer running that nobody can see or cancel.
-        if (!this.#closed) this.#host.command(() => this.#host.machine.send(this.id, { name: "basic.cancel", classId: 60, methodId: 30, consumerTag, noWait: true }));
-        this.#host.scheduleFlush();
+        // This runs inside dispatch, so it must not throw (the connection may be closing in the same read).
+        this.#host.trySend(this.id, { name: "basic.cancel", classId: 60, methodId: 30, consumerTag, noWait: true });
         return;
       }
-      consumer = new Consumer(this, queue, consumerTag, onMessage);
+      const settings = { noAck, requeueOnError: o.requeueOnError, onMessage, canPauseReading: this.#host.canPauseReading };
+      consumer = new Consumer(this, queue, consumerTag, settings);
       if (o.onError) consumer.on("error", o.onError);
       this.#consumers.set(consumerTag, consumer);
     });
-    if (reply?.method.name !== "basic.consume-ok" || !consumer) throw new Error("unreachable: basic.consume answered by " + reply?.method.name);
+    if (reply.method.name !== "basic.consume-ok" || !consumer) throw new Error("unreachable: basic.consume answered by " + reply.method.name);
     return consumer;
   }
 
@@ -275,8 +320,24 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   }
 
   /** @internal */
+  warnUnobserved(source: object, message: string, error?: unknown): void {
+    this.#host.warnUnobserved(source, message, error);
+  }
+
+  /** @internal A consumer gives up on a message it could not handle (see basicConsume); never throws. */
+  rejectUnhandled(deliveryTag: Int64, requeue: boolean): void {
+    this.#host.trySend(this.id, { name: "basic.reject", classId: 60, methodId: 90, deliveryTag, requeue });
+  }
+
+  /** @internal A consumer that cannot bound its buffer stops the broker sending (see Consumer); never throws. */
+  abandonConsumer(consumerTag: string): void {
+    this.#consumers.delete(consumerTag);
+    this.#host.trySend(this.id, { name: "basic.cancel", classId: 60, methodId: 30, consumerTag, noWait: true });
+  }
+
+  /** @internal */
   async cancelConsumer(consumerTag: string, signal?: AbortSignal): Promise<void> {
-    if (this.#closed) {
+    if (this.#ended) {
       this.#consumers.get(consumerTag)?.end(undefined);
       return;
     }
@@ -290,19 +351,19 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
    * Publishes a message. Outside confirm mode it resolves at once — or, when the socket's buffer is over the
    * high-water mark, once it drains. In confirm mode it resolves when the broker acks, and rejects with
    * PublishNackedError on a nack or MessageReturnedError when a mandatory message comes back unroutable.
+   *
+   * The message is encoded before this returns: changing `body` or `properties` afterwards changes nothing
+   * that is sent. Bad input (a body that is not bytes or a string, a header RabbitMQ cannot parse) rejects
+   * with a UsageError before anything is sent.
    */
-  basicPublish(exchange: string, routingKey: string, body: Uint8Array | string, properties: BasicProperties = {}, o: PublishOptions = {}): Promise<void> {
+  basicPublish(exchange: string, routingKey: string, body: Uint8Array | string, properties: PublishProperties = {}, o: PublishOptions = {}): Promise<void> {
     let seq: number;
     try {
-      if (this.#closed) throw this.#closedError();
       if (o.signal?.aborted) throw new AbortError("basicPublish aborted before it was sent", { cause: o.signal.reason });
-      const bytes = typeof body === "string" ? encodeUtf8(body) : body;
-      const machine = this.#host.machine;
-      seq = this.#host.command(() => machine.publish(this.id, exchange, routingKey, bytes, properties, o.mandatory ?? false, o.immediate ?? false));
+      seq = this.#publish("basicPublish", exchange, routingKey, body, properties, o);
     } catch (e) {
       return Promise.reject(e);
     }
-    this.#host.scheduleFlush();
     if (seq === 0) return this.#host.writable() ?? RESOLVED;
     const signal = o.signal;
     return new Promise<void>((resolve, reject) => {
@@ -327,24 +388,33 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
    * high-water mark — the message is still sent; wait for `connection.writable()` before publishing more.
    * In confirm mode the outcome is not reported here; use basicPublish for that.
    */
-  tryPublish(exchange: string, routingKey: string, body: Uint8Array | string, properties: BasicProperties = {}, o: PublishOptions = {}): boolean {
-    if (this.#closed) throw this.#closedError();
-    const bytes = typeof body === "string" ? encodeUtf8(body) : body;
-    const machine = this.#host.machine;
-    const seq = this.#host.command(() => machine.publish(this.id, exchange, routingKey, bytes, properties, o.mandatory ?? false, o.immediate ?? false));
+  tryPublish(exchange: string, routingKey: string, body: Uint8Array | string, properties: PublishProperties = {}, o: PublishOptions = {}): boolean {
+    const seq = this.#publish("tryPublish", exchange, routingKey, body, properties, o);
     if (seq !== 0) this.#confirms.set(seq, IGNORED_CONFIRM);
-    this.#host.scheduleFlush();
     return !this.#host.backpressured;
+  }
+
+  #publish(what: string, exchange: string, routingKey: string, body: Uint8Array | string, properties: PublishProperties, o: PublishOptions): number {
+    if (this.#ended) throw this.#ended.rejection;
+    let bytes: Uint8Array;
+    if (typeof body === "string") bytes = encodeUtf8(body);
+    else if (body instanceof Uint8Array) bytes = body;
+    else throw new UsageError(`${what}: body must be a Uint8Array or a string, not ${describeValue(body)}`);
+    if (properties === null || typeof properties !== "object") throw new UsageError(`${what}: properties must be an object, not ${describeValue(properties)}`);
+    return this.#host.publish(this.id, exchange, routingKey, bytes, properties, o.mandatory ?? false, o.immediate ?? false);
   }
 
   /** basic.get: one message, or null when the queue is empty. */
   async basicGet(queue: string, o: { noAck?: boolean } & Signal = {}): Promise<Message | null> {
     const reply = await this.#request({ name: "basic.get", classId: 60, methodId: 70, queue, noAck: o.noAck ?? false }, o, (e) => {
-      // Aborted while the broker was answering: give the message back rather than leave it unacked.
-      if (o.signal?.aborted && !o.noAck && e.method.name === "basic.get-ok" && !this.#closed) this.basicReject(e.method.deliveryTag, true);
+      // Aborted while the broker was answering: give the message back rather than leave it unacked. This runs
+      // inside dispatch, so it must not throw.
+      if (o.signal?.aborted && !o.noAck && e.method.name === "basic.get-ok") {
+        this.#host.trySend(this.id, { name: "basic.reject", classId: 60, methodId: 90, deliveryTag: e.method.deliveryTag, requeue: true });
+      }
     });
-    const m = reply?.method;
-    if (m?.name !== "basic.get-ok" || !reply?.message) return null;
+    const m = reply.method;
+    if (m.name !== "basic.get-ok" || !reply.message) return null;
     return new Message(this, reply.message.body, reply.message.properties, m.deliveryTag, m.redelivered, m.exchange, m.routingKey, "", m.messageCount);
   }
 
@@ -370,7 +440,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   /** Puts the channel in confirm mode: from now on basicPublish resolves on the broker's ack. */
   async confirmSelect(o: Signal = {}): Promise<void> {
-    await this.#request({ name: "confirm.select", classId: 85, methodId: 10, nowait: false }, o);
+    await this.#request({ name: "confirm.select", classId: 85, methodId: 10, noWait: false }, o);
   }
 
   async txSelect(o: Signal = {}): Promise<void> {
@@ -386,35 +456,48 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   /** channel.flow: ask the broker to stop (false) or restart (true) deliveries on this channel. */
   async channelFlow(active: boolean, o: Signal = {}): Promise<boolean> {
     const reply = await this.#request({ name: "channel.flow", classId: 20, methodId: 20, active }, o);
-    return reply?.method.name === "channel.flow-ok" ? reply.method.active : active;
+    return reply.method.name === "channel.flow-ok" ? reply.method.active : active;
   }
 
-  /** Closes the channel. Pending operations on it reject with ChannelClosedError. */
-  async close(o: Signal = {}): Promise<void> {
-    if (this.#closed) return;
-    const machine = this.#host.machine;
-    const requestId = this.#host.command(() => machine.closeChannel(this.id));
-    this.#host.scheduleFlush();
+  /**
+   * Closes the channel; pending operations on it reject with ChannelClosedError. Idempotent: every call
+   * returns the same promise, and on a channel that is already closed (or that the broker or warren is
+   * closing) it resolves once the channel is gone. `signal` only stops the wait, not the close.
+   */
+  close(o: Signal = {}): Promise<void> {
+    if (this.#ended) return RESOLVED;
+    this.#closing ??= this.#close();
+    if (!o.signal) return this.#closing;
+    const signal = o.signal;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(new AbortError("channel close aborted (the channel still closes)", { cause: signal.reason }));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#closing!.then(() => (signal.removeEventListener("abort", onAbort), resolve()));
+    });
+  }
+
+  async #close(): Promise<void> {
     try {
-      await this.#host.waitReply(requestId, o.signal);
-    } catch (e) {
-      // The connection going away closes the channel just as well.
-      if (!this.#closed) throw e;
+      await this.#host.closeChannel(this.id, undefined);
+    } catch {
+      // Already closing on the machine's side (the broker's close, or warren's own 311), or the connection is
+      // gone: either way the channel ends with its channelClosed event.
     }
+    await this.#whenEnded;
   }
 
   // ---------------------------------------------------------------------------------------------------
-  // Internals called by the connection while dispatching machine events
+  // Internals called by the connection while dispatching machine events; none of them throws.
 
   /** @internal */
   onDelivery(e: DeliveryEvent): void {
     const message = new Message(this, e.message.body, e.message.properties, e.deliveryTag, e.redelivered, e.exchange, e.routingKey, e.consumerTag, undefined);
     const consumer = this.#consumers.get(e.consumerTag);
     if (consumer) consumer.deliver(message);
-    else if (!this.#closed) {
-      // A delivery for a consumer we no longer have (it raced a cancel): give it back rather than lose it.
-      this.basicReject(e.deliveryTag, true);
-    }
+    // A delivery for a consumer we no longer have (it raced a cancel or an aborted basicConsume): give it back
+    // rather than lose it.
+    else this.#host.trySend(this.id, { name: "basic.reject", classId: 60, methodId: 90, deliveryTag: e.deliveryTag, requeue: true });
   }
 
   /** @internal */
@@ -441,12 +524,13 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     else pending.reject(new PublishNackedError(`The broker nacked publish #${e.seq} on channel ${this.id}`, { classId: 60, methodId: 120 }));
   }
 
-  /** @internal */
-  onPublishFailed(seq: number, error: WarrenError): void {
+  /** @internal Returns whether an application promise was waiting for this publish. */
+  onPublishFailed(seq: number, error: WarrenError): boolean {
     const pending = this.#confirms.get(seq);
-    if (!pending) return;
+    if (!pending) return false;
     this.#confirms.delete(seq);
     pending.reject(error);
+    return pending !== IGNORED_CONFIRM;
   }
 
   /** @internal */
@@ -463,45 +547,61 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     this.emit("flow", active);
   }
 
-  /** @internal The channel is gone; `reason` says why. */
-  onClosed(reason: CloseReason, connectionClosed: boolean): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    const clean = reason.initiator === "client" && reason.replyCode === 200;
-    this.#closeError = errorFromClose(connectionClosed ? "connection" : "channel", reason);
-    for (const consumer of this.#consumers.values()) consumer.end(clean ? undefined : this.#closeError);
+  /**
+   * @internal The channel is gone. `error` is undefined for a clean close by the application; `observed` says
+   * whether an awaiting promise already carried the failure to the application.
+   */
+  onClosed(error: WarrenError | undefined, rejection: WarrenError, observed: boolean): void {
+    if (this.#ended) return;
+    this.#ended = { error, rejection };
+    let seen = observed || this.listenerCount("close") > 0;
+    for (const consumer of this.#consumers.values()) seen = consumer.end(error) || seen;
     this.#consumers.clear();
-    for (const pending of this.#confirms.values()) pending.reject(this.#closeError);
-    this.#confirms.clear();
-    this.emit("close", clean ? undefined : this.#closeError);
-  }
-
-  #closedError(): WarrenError {
-    return this.#closeError ?? errorFromClose("channel", { initiator: "client", replyCode: 200, replyText: "channel closed", classId: 0, methodId: 0 });
-  }
-
-  /** Sends a synchronous method and waits for its reply; with noWait, sends it and resolves undefined. */
-  async #request(method: Method, o: Signal, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent | undefined> {
-    if (this.#closed) throw this.#closedError();
-    if (o.signal?.aborted) throw new AbortError("operation aborted before it was sent", { cause: o.signal.reason });
-    const machine = this.#host.machine;
-    const noWait = (method as { noWait?: boolean }).noWait === true;
-    if (noWait) {
-      this.#host.command(() => machine.send(this.id, method));
-      this.#host.scheduleFlush();
-      return undefined;
+    for (const pending of this.#confirms.values()) {
+      if (pending !== IGNORED_CONFIRM) seen = true;
+      pending.reject(rejection);
     }
-    const requestId = this.#host.command(() => machine.call(this.id, method));
-    this.#host.flushForRequest();
-    return this.#host.waitReply(requestId, o.signal, onReply);
+    this.#confirms.clear();
+    this.#markEnded();
+    this.emit("close", error);
+    if (error && !seen) this.#host.warnUnobserved(this, `channel ${this.id} closed: ${error.message}`, error);
+  }
+
+  /** Sends a synchronous method and waits for its reply. */
+  #request(method: Method, o: Signal, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent> {
+    if (this.#ended) return Promise.reject(this.#ended.rejection);
+    if (o.signal?.aborted) return Promise.reject(new AbortError("operation aborted before it was sent", { cause: o.signal.reason }));
+    return this.#host.request(this.id, method, o.signal, onReply);
+  }
+
+  /** A request that may have no-wait set: then it is only sent, and resolves undefined. */
+  #call(method: Method, o: Signal): Promise<ReplyEvent | undefined> {
+    return (method as { noWait?: boolean }).noWait === true ? this.#sendNoWait(method, o).then(() => undefined) : this.#request(method, o);
+  }
+
+  /** Sends a method with no-wait set; nothing answers it. */
+  #sendNoWait(method: Method, o: Signal): Promise<void> {
+    if (this.#ended) return Promise.reject(this.#ended.rejection);
+    if (o.signal?.aborted) return Promise.reject(new AbortError("operation aborted before it was sent", { cause: o.signal.reason }));
+    try {
+      this.#host.send(this.id, method);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return RESOLVED;
   }
 
   #send(method: Method): void {
-    if (this.#closed) throw this.#closedError();
-    const machine = this.#host.machine;
-    this.#host.command(() => machine.send(this.id, method));
-    this.#host.scheduleFlush();
+    if (this.#ended) throw this.#ended.rejection;
+    this.#host.send(this.id, method);
   }
 }
 
 const IGNORED_CONFIRM: PendingConfirm = { resolve() {}, reject() {} };
+
+function describeValue(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof ArrayBuffer) return "an ArrayBuffer (wrap it: new Uint8Array(buffer))";
+  return typeof v === "object" ? `an object (${Object.prototype.toString.call(v).slice(8, -1)})` : `a ${typeof v}`;
+}

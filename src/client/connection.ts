@@ -3,15 +3,22 @@
  *
  * The adapter loop from the machine's theory of operation lives here, once for every runtime:
  *   input  → machine.handleInput → drain transmits, dispatch events, re-arm the timer
- *   command (from a Channel) → schedule one flush for the end of this turn of the event loop, so the frames
- *   of many publishes leave in one socket write.
+ *   command (from a Channel, through ChannelHost) → the flush policy below decides when the bytes leave.
  *
- * Every promise handed out settles: the machine settles each request exactly once (reply or failure), and
- * a closed connection fails whatever is still pending.
+ * Rules it keeps:
+ * - Every promise handed out settles: the machine settles each request exactly once (reply or failure), and
+ *   a closed connection fails whatever is still pending. The scope of a failure (channel or connection) is
+ *   the one its event carries; nothing re-reads the machine's state afterwards to guess it.
+ * - Nothing the broker or the network does throws out of a transport callback or the timer. Dispatch never
+ *   throws (clean-up sends go through `trySend`); should anything inside warren throw anyway, the connection
+ *   ends as one transport failure, on every runtime alike.
+ * - The connection keeps no copy of the machine's state: open/closed is the machine's.
  */
 import type { FieldTable } from "../codec/amqp/field-table.ts";
+import type { Method } from "../codec/amqp/methods.generated.ts";
+import type { PublishProperties } from "../codec/amqp/properties.ts";
 import { ConnectionMachine } from "../machine/connection.ts";
-import { UsageError as MachineUsageError } from "../machine/errors.ts";
+import { CommandError } from "../machine/errors.ts";
 import type { CloseReason, MachineEvent, ReplyEvent } from "../machine/events.ts";
 import { Channel, type ChannelHost } from "./channel.ts";
 import { Emitter } from "./emitter.ts";
@@ -26,8 +33,8 @@ import {
   UsageError,
   type WarrenError,
 } from "./errors.ts";
-import { type ConnectOptions, redactUrl, resolveConnectOptions, type ResolvedConnectOptions } from "./options.ts";
-import type { Runtime, Transport } from "./transport.ts";
+import { type ConnectOptions, type Logger, redactUrl, resolveConnectOptions, type ResolvedConnectOptions } from "./options.ts";
+import type { Runtime, Transport, TransportHandlers } from "./transport.ts";
 
 export type ConnectionEvents = {
   /** The connection closed; `error` unless the application closed it. */
@@ -35,41 +42,65 @@ export type ConnectionEvents = {
   /** The broker stopped reading from this connection's publishers (resource alarm). */
   blocked: (reason: string) => void;
   unblocked: () => void;
+  /**
+   * Reading from the socket stopped (true) because a consumer fell far behind, or resumed (false). While it is
+   * stopped nothing arrives for any channel of this connection; a prefetch (basicQos) keeps it from happening.
+   */
+  readPaused: (paused: boolean) => void;
 };
 
 interface PendingRequest {
   resolve(e: ReplyEvent): void;
   reject(e: Error): void;
+  /** False once the application stopped waiting (aborted): a failure then reaches nobody. */
+  readonly observed: boolean;
 }
 
 const asyncDispose: typeof Symbol.asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose as typeof Symbol.asyncDispose ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
+
+/** The options a connection keeps: everything but the password, which only the machine needs (and blanks once open). */
+type KeptOptions = Omit<ResolvedConnectOptions, "password">;
 
 export class Connection extends Emitter<ConnectionEvents> implements ChannelHost {
   /** @internal */
   readonly machine: ConnectionMachine;
   readonly #runtime: Runtime;
-  readonly #options: ResolvedConnectOptions;
+  readonly #options: KeptOptions;
+  readonly #logger: Logger;
   #transport: Transport | undefined;
   readonly #pending = new Map<number, PendingRequest>();
   readonly #channels = new Map<number, Channel>();
   #flushScheduled = false;
+  #requestFlushScheduled = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #drainWaiters: { resolve(): void; reject(e: Error): void }[] = [];
   #transportFull = false;
+  #transportErrorCause: unknown;
   #blocked: string | undefined;
   #closeError: WarrenError | undefined;
-  #closedFlag = false;
+  /** The connect attempt was given up (timeout, abort): end quietly, emit nothing. */
+  #abandoned = false;
   #serverProperties: FieldTable = {};
   #ready: { resolve(): void; reject(e: Error): void } | undefined;
-  #closedPromise: Promise<void>;
+  readonly #closedPromise: Promise<void>;
   #resolveClosed!: () => void;
+  readonly #readPausers = new Set<object>();
+  readonly #readPauseWarning = {};
+  readonly #warned = new WeakSet<object>();
+  /** Channels whose failure reached an awaiting promise since their last close. */
+  readonly #failureSeen = new Set<number>();
+  #connectionFailureSeen = false;
+  #internalError: unknown;
+  #failingInternally = false;
 
   /** Use `connect()` from "warren" (or an adapter) instead. */
   constructor(runtime: Runtime, options: ResolvedConnectOptions) {
     super();
     this.#runtime = runtime;
-    this.#options = options;
+    const { ...kept } = options; // the password is not enumerable: the copy has none
+    this.#options = kept;
+    this.#logger = options.logger;
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
     const clientProperties: FieldTable = { platform: runtime.platform, ...options.clientProperties };
     if (options.connectionName !== undefined) clientProperties.connection_name = options.connectionName;
@@ -83,57 +114,86 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
         ...(options.frameMax !== undefined && { frameMax: options.frameMax }),
         ...(options.channelMax !== undefined && { channelMax: options.channelMax }),
         ...(options.maxBodySize !== undefined && { maxBodySize: options.maxBodySize }),
-        handshakeTimeout: 0, // the connect timeout below covers TCP, TLS and the handshake together
+        handshakeTimeout: 0, // the connect deadline below covers TCP, TLS and the handshake together
         clientProperties,
       },
       runtime.now(),
     );
   }
 
-  /** @internal Opens the transport and runs the handshake. */
-  async open(): Promise<this> {
+  /**
+   * @internal Opens the transport and runs the handshake, within connectionTimeout and until `signal`
+   * aborts. The transport gets one AbortSignal for both, so it gives up at once too.
+   */
+  async open(signal: AbortSignal | undefined): Promise<this> {
+    if (signal?.aborted) throw new AbortError("connect aborted before it started", { cause: signal.reason });
+    const attempt = new AbortController();
+    const giveUp = (e: Error) => attempt.abort(e);
+    const onAbort = () => giveUp(new AbortError(`connecting to ${this.#where()} was aborted`, { cause: signal?.reason }));
+    signal?.addEventListener("abort", onAbort, { once: true });
     const timeoutMs = this.#options.connectionTimeout;
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timer = timeoutMs > 0 ? setTimeout(() => giveUp(new ConnectTimeoutError(`Could not connect to ${this.#where()} within ${timeoutMs} ms`)), timeoutMs) : undefined;
+    const failed = new Promise<never>((_, reject) => attempt.signal.addEventListener("abort", () => reject(attempt.signal.reason), { once: true }));
+    failed.catch(() => undefined);
     const ready = new Promise<void>((resolve, reject) => (this.#ready = { resolve, reject }));
-    const timeout = new Promise<never>((_, reject) => {
-      if (timeoutMs > 0) {
-        timer = setTimeout(
-          () => reject(new ConnectTimeoutError(`Could not connect to ${this.#where()} within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
-      }
-    });
-    timeout.catch(() => undefined);
+    ready.catch(() => undefined);
     try {
-      const transport = this.#runtime.connect(this.#options, {
-        onData: (bytes) => this.#onData(bytes),
-        onDrain: () => this.#onDrain(),
-        onClose: (error) => this.#onTransportClose(error),
-      });
-      transport.catch(() => undefined);
-      // If the timeout wins, a transport that connects later must still be closed.
-      transport.then((t) => { if (this.#closedFlag) t.destroy(); }, () => undefined);
-      this.#transport = await Promise.race([transport, timeout]);
+      const transport = this.#runtime.connect(this.#options as ResolvedConnectOptions, this.#handlers(), attempt.signal);
+      // A transport that connects after we gave up must still be closed.
+      transport.then((t) => { if (this.#abandoned) t.destroy(); }, () => undefined);
+      this.#transport = await Promise.race([transport, failed]);
       this.#flush();
-      await Promise.race([ready, timeout]);
+      await Promise.race([ready, failed]);
       return this;
     } catch (e) {
+      if (!attempt.signal.aborted) attempt.abort(e);
       this.#abandon(e);
       throw e;
     } finally {
       if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 
-  /** Gives up a connection attempt: nothing stays open, nothing stays pending. */
+  /** The transport's callbacks: whatever happens inside, nothing is thrown back into the runtime's socket code. */
+  #handlers(): TransportHandlers {
+    return {
+      onData: (bytes) => this.#guarded(() => {
+        this.machine.handleInput(bytes, this.#runtime.now());
+        this.#afterMachine();
+      }),
+      onDrain: () => this.#guarded(() => {
+        this.#transportFull = false;
+        this.#flush();
+        this.#wakeWriters();
+      }),
+      onClose: (error) => this.#guarded(() => {
+        this.#transportFull = false;
+        if (!this.machine.isClosed) {
+          if (error !== undefined) this.#transportErrorCause = error;
+          this.machine.handleEnd(this.#runtime.now());
+        }
+        this.#transport = undefined;
+        this.#afterMachine();
+      }),
+    };
+  }
+
+  /** Gives up a connection attempt: nothing stays open, nothing stays pending, no event is emitted. */
   #abandon(e: unknown): void {
-    if (!this.#closedFlag) {
-      this.#closedFlag = true;
-      this.#closeError = e instanceof Error ? (e as WarrenError) : undefined;
-      this.#clearTimer();
-      this.#transport?.destroy();
-      this.#resolveClosed();
-    }
+    if (this.#abandoned) return;
+    this.#abandoned = true;
+    this.#closeError = e instanceof Error ? (e as WarrenError) : undefined;
+    this.#ready = undefined;
+    this.#clearTimer();
+    const t = this.#transport;
+    this.#transport = undefined;
+    t?.destroy();
+    this.#guarded(() => {
+      if (!this.machine.isClosed) this.machine.handleEnd(this.#runtime.now());
+      this.#afterMachine();
+    });
+    this.#resolveClosed();
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -141,13 +201,12 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** Opens a channel. */
   async openChannel(o: { signal?: AbortSignal } = {}): Promise<Channel> {
-    if (this.#closedFlag) throw this.#closedError();
     if (o.signal?.aborted) throw new AbortError("openChannel aborted before it was sent", { cause: o.signal.reason });
-    const { channel, requestId } = this.command(() => this.machine.openChannel());
+    const { channel, requestId } = this.#command(() => this.machine.openChannel());
     const ch = new Channel(this, channel);
     this.#channels.set(channel, ch);
-    this.flushForRequest();
-    await this.waitReply(requestId, o.signal, () => {
+    this.#flushForRequest();
+    await this.#waitReply(requestId, o.signal, () => {
       // Opened after the caller gave up: close it rather than leave a channel nobody holds.
       if (o.signal?.aborted) ch.close().catch(() => undefined);
     });
@@ -156,7 +215,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** Closes the connection and every channel on it. Resolves once the broker confirmed (or the timeout). */
   async close(): Promise<void> {
-    if (!this.#closedFlag) {
+    if (!this.machine.isClosed) {
       this.machine.close();
       this.#afterMachine();
     }
@@ -165,16 +224,16 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** connection.update-secret: hands the broker a refreshed credential (e.g. an OAuth 2 token). */
   async updateSecret(newSecret: string, reason = "refresh", o: { signal?: AbortSignal } = {}): Promise<void> {
-    if (this.#closedFlag) throw this.#closedError();
-    const requestId = this.command(() => this.machine.updateSecret(new TextEncoder().encode(newSecret), reason));
-    this.flushForRequest();
-    await this.waitReply(requestId, o.signal);
+    if (o.signal?.aborted) throw new AbortError("updateSecret aborted before it was sent", { cause: o.signal.reason });
+    const requestId = this.#command(() => this.machine.updateSecret(new TextEncoder().encode(newSecret), reason));
+    this.#flushForRequest();
+    await this.#waitReply(requestId, o.signal);
   }
 
   /** Resolves when publishing may go on: at once unless the socket's buffer is over the high-water mark. */
   writable(): Promise<void> | undefined {
     if (!this.backpressured) return undefined;
-    if (this.#closedFlag) return Promise.reject(this.#closedError());
+    if (this.machine.isClosed) return Promise.reject(this.#closedError());
     return new Promise((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
   }
 
@@ -186,7 +245,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** True once the connection is closed. */
   get closed(): boolean {
-    return this.#closedFlag;
+    return this.machine.isClosed;
   }
 
   /** Resolves when the connection has closed, for whatever reason. Never rejects. */
@@ -213,21 +272,104 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     return `Connection(${this.#where()}, vhost "${this.#options.vhost}", user "${this.#options.username}")`;
   }
   toJSON(): object {
-    return { host: this.#options.hostname, port: this.#options.port, vhost: this.#options.vhost, username: this.#options.username, closed: this.#closedFlag };
+    return { host: this.#options.hostname, port: this.#options.port, vhost: this.#options.vhost, username: this.#options.username, closed: this.closed };
   }
   [Symbol.for("nodejs.util.inspect.custom")](): string {
     return this.toString();
   }
 
   // ---------------------------------------------------------------------------------------------------
-  // ChannelHost
+  // ChannelHost: the operations a channel may ask for, and the one flush policy
 
   /** @internal */
-  command<T>(f: () => T): T {
+  request(channel: number, method: Method, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent> {
+    let requestId: number;
+    try {
+      requestId = this.#command(() => this.machine.call(channel, method));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#flushForRequest();
+    return this.#waitReply(requestId, signal, onReply);
+  }
+
+  /** @internal */
+  send(channel: number, method: Method): void {
+    this.#command(() => this.machine.send(channel, method));
+    this.#scheduleFlush();
+  }
+
+  /** @internal */
+  trySend(channel: number, method: Method): boolean {
+    if (!this.machine.isChannelOpen(channel)) return false;
+    try {
+      this.machine.send(channel, method);
+    } catch {
+      return false;
+    }
+    this.#scheduleFlush();
+    return true;
+  }
+
+  /** @internal */
+  publish(channel: number, exchange: string, routingKey: string, body: Uint8Array, properties: PublishProperties, mandatory: boolean, immediate: boolean): number {
+    const seq = this.#command(() => this.machine.publish(channel, exchange, routingKey, body, properties, mandatory, immediate));
+    this.#scheduleFlush();
+    return seq;
+  }
+
+  /** @internal */
+  closeChannel(channel: number, signal: AbortSignal | undefined): Promise<void> {
+    let requestId: number;
+    try {
+      requestId = this.#command(() => this.machine.closeChannel(channel));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#flushForRequest();
+    return this.#waitReply(requestId, signal).then(() => undefined);
+  }
+
+  /** @internal */
+  get canPauseReading(): boolean {
+    return this.#transport?.pauseReading !== undefined;
+  }
+
+  /** @internal */
+  pauseReading(who: object, paused: boolean): void {
+    const before = this.#readPausers.size > 0;
+    if (paused) this.#readPausers.add(who);
+    else this.#readPausers.delete(who);
+    const after = this.#readPausers.size > 0;
+    if (before === after || !this.#transport?.pauseReading) return;
+    this.#transport.pauseReading(after);
+    this.machine.handleReadPaused(after, this.#runtime.now());
+    this.emit("readPaused", after);
+    if (after && this.listenerCount("readPaused") === 0) {
+      this.warnUnobserved(
+        this.#readPauseWarning,
+        `stopped reading from ${this.#where()}: a consumer fell thousands of messages behind, so nothing arrives for any channel until it catches up; set a prefetch with basicQos (logged once per connection)`,
+      );
+    }
+  }
+
+  /** @internal */
+  warnUnobserved(source: object, message: string, error?: unknown): void {
+    if (this.#warned.has(source)) return;
+    this.#warned.add(source);
+    try {
+      this.#logger.warn(message, error);
+    } catch {
+      // a logger that throws must not break dispatch
+    }
+  }
+
+  /** Runs a machine command, turning its misuse errors into the client's typed errors. */
+  #command<T>(f: () => T): T {
     try {
       return f();
     } catch (e) {
-      if (e instanceof MachineUsageError) {
+      if (e instanceof CommandError) {
         if (e.code === "CONNECTION_CLOSED" || e.code === "NOT_OPEN") throw this.#closedError();
         if (e.code === "CHANNEL_CLOSED") throw new ChannelClosedError(e.message);
         throw new UsageError(e.message);
@@ -237,20 +379,20 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   }
 
   /**
-   * @internal `onReply` runs synchronously when the reply is dispatched — before deliveries that arrived in
-   * the same read (a consumer must be registered before its first basic.deliver) — and also when the
-   * waiter was aborted, so the caller can undo what the broker did anyway.
+   * The reply to `requestId`. `onReply` runs synchronously when the reply is dispatched — before deliveries
+   * that arrived in the same read (a consumer must be registered before its first basic.deliver) — and also
+   * when the waiter was aborted, so the caller can undo what the broker did anyway.
    */
-  waitReply(requestId: number, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent> {
+  #waitReply(requestId: number, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent> {
     return new Promise<ReplyEvent>((resolve, reject) => {
       if (!signal) {
-        this.#pending.set(requestId, { resolve: onReply ? (e) => (onReply(e), resolve(e)) : resolve, reject });
+        this.#pending.set(requestId, { resolve: onReply ? (e) => (onReply(e), resolve(e)) : resolve, reject, observed: true });
         return;
       }
       const onAbort = () => {
         // The request is on the wire; its reply will be ignored when it comes (but still shown to onReply).
         if (!this.#pending.delete(requestId)) return;
-        if (onReply) this.#pending.set(requestId, { resolve: onReply, reject: () => undefined });
+        if (onReply) this.#pending.set(requestId, { resolve: onReply, reject: () => undefined, observed: false });
         reject(new AbortError("operation aborted", { cause: signal.reason }));
       };
       signal.addEventListener("abort", onAbort, { once: true });
@@ -264,49 +406,37 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
           signal.removeEventListener("abort", onAbort);
           reject(e);
         },
+        observed: true,
       });
       // An already-aborted signal never fires "abort".
       if (signal.aborted) onAbort();
     });
   }
 
-  /** @internal */
-  pauseReading(who: object, paused: boolean): void {
-    const before = this.#readPausers.size > 0;
-    if (paused) this.#readPausers.add(who);
-    else this.#readPausers.delete(who);
-    const after = this.#readPausers.size > 0;
-    if (before === after || !this.#transport?.pauseReading) return;
-    this.#transport.pauseReading(after);
-    this.machine.handleReadPaused(after, this.#runtime.now());
-    this.#afterMachine();
-  }
-  #readPausers = new Set<object>();
-
   /**
-   * @internal Requests (declare, consume, get, …) wait for a reply, so their bytes leave at the end of the
-   * current synchronous code (a microtask) — a burst issued together still shares one write — rather than
-   * at the end of the event-loop turn like publishes and acks.
+   * Requests (declare, consume, get, …) wait for a reply, so their bytes leave at the end of the current
+   * synchronous code (a microtask) — a burst issued together still shares one write — rather than at the end
+   * of the event-loop turn like publishes and acks.
    */
-  flushForRequest(): void {
+  #flushForRequest(): void {
     if (this.#requestFlushScheduled) return;
     this.#requestFlushScheduled = true;
-    queueMicrotask(() => {
+    queueMicrotask(() => this.#guarded(() => {
       this.#requestFlushScheduled = false;
       this.#flush();
       this.#armTimer();
-    });
+    }));
   }
-  #requestFlushScheduled = false;
 
-  /** @internal */
-  scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    this.#runtime.defer(() => {
-      this.#flushScheduled = false;
-      this.#afterMachine();
-    });
+  /** Publishes and acks leave at the end of the event-loop turn, so a turn's frames share one socket write. */
+  #scheduleFlush(): void {
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      this.#runtime.defer(() => this.#guarded(() => {
+        this.#flushScheduled = false;
+        this.#afterMachine();
+      }));
+    }
     // Past the high-water mark, write now rather than let the machine's buffer grow for a whole turn.
     if (this.machine.pendingTransmit > this.#options.writeHighWaterMark) this.#flush();
   }
@@ -314,27 +444,38 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   // ---------------------------------------------------------------------------------------------------
   // The loop
 
-  #onData(bytes: Uint8Array): void {
-    this.machine.handleInput(bytes, this.#runtime.now());
-    this.#afterMachine();
-  }
-
-  #onDrain(): void {
-    this.#transportFull = false;
-    this.#flush();
-    this.#wakeWriters();
-  }
-
-  #onTransportClose(error: unknown): void {
-    this.#transportFull = false;
-    if (!this.machine.isClosed) {
-      this.machine.handleEnd(this.#runtime.now());
-      if (error !== undefined) this.#transportErrorCause = error;
+  /**
+   * Runs `f` from a callback of the runtime (socket, timer, microtask). An exception there is a bug in warren,
+   * not something to hand to the runtime (Node would crash the process, Bun and Deno close the socket, a
+   * WebSocket carry on half-dispatched): the connection ends as a transport failure instead.
+   */
+  #guarded(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.#failInternally(e);
     }
-    this.#transport = undefined;
-    this.#afterMachine();
   }
-  #transportErrorCause: unknown;
+
+  #failInternally(e: unknown): void {
+    if (this.#failingInternally) return;
+    this.#failingInternally = true;
+    try {
+      this.#transportErrorCause ??= new TransportError(`warren failed while handling the connection: ${describe(e)}`, { cause: e });
+      const t = this.#transport;
+      this.#transport = undefined;
+      t?.destroy();
+      if (!this.machine.isClosed) this.machine.handleEnd(this.#runtime.now());
+      this.#internalError = undefined;
+      this.#flush();
+      this.#dispatch();
+      this.#finish();
+    } catch (again) {
+      this.warnUnobserved(this, `failed while closing after an internal error: ${describe(again)}`, again);
+    } finally {
+      this.#failingInternally = false;
+    }
+  }
 
   #onTimer(): void {
     this.#timer = undefined;
@@ -347,6 +488,12 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #afterMachine(): void {
     this.#flush();
     this.#dispatch();
+    if (this.#internalError !== undefined) {
+      const e = this.#internalError;
+      this.#internalError = undefined;
+      this.#failInternally(e);
+      return;
+    }
     this.#armTimer();
     if (this.machine.isClosed) this.#finish();
   }
@@ -377,7 +524,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (at >= this.#timerAt) return;
     this.#clearTimer();
     this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#onTimer(), Math.max(0, at - this.#runtime.now()));
+    this.#timer = setTimeout(() => this.#guarded(() => this.#onTimer()), Math.max(0, at - this.#runtime.now()));
   }
 
   #clearTimer(): void {
@@ -386,8 +533,15 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     this.#timerAt = Infinity;
   }
 
+  /** Hands every event to its receiver. One receiver failing does not stop the rest from being settled. */
   #dispatch(): void {
-    for (let e = this.machine.pollEvent(); e !== undefined; e = this.machine.pollEvent()) this.#handleEvent(e);
+    for (let e = this.machine.pollEvent(); e !== undefined; e = this.machine.pollEvent()) {
+      try {
+        this.#handleEvent(e);
+      } catch (err) {
+        this.#internalError ??= err;
+      }
+    }
   }
 
   #handleEvent(e: MachineEvent): void {
@@ -409,7 +563,8 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
         const p = this.#pending.get(e.requestId);
         if (p) {
           this.#pending.delete(e.requestId);
-          p.reject(errorFromClose(this.machine.isClosed ? "connection" : "channel", e.reason));
+          if (p.observed) this.#noteFailureSeen(e.scope, e.channel);
+          p.reject(errorFromClose(e.scope, e.reason));
         }
         return;
       }
@@ -423,7 +578,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
         this.#channels.get(e.channel)?.onConfirm(e);
         return;
       case "publishFailed":
-        this.#channels.get(e.channel)?.onPublishFailed(e.seq, errorFromClose(this.machine.isClosed ? "connection" : "channel", e.reason));
+        if (this.#channels.get(e.channel)?.onPublishFailed(e.seq, errorFromClose(e.scope, e.reason))) this.#noteFailureSeen(e.scope, e.channel);
         return;
       case "consumerCancelled":
         this.#channels.get(e.channel)?.onConsumerCancelled(e.consumerTag);
@@ -434,7 +589,9 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       case "channelClosed": {
         const ch = this.#channels.get(e.channel);
         this.#channels.delete(e.channel);
-        ch?.onClosed(e.reason, this.machine.isClosed);
+        const seen = this.#failureSeen.delete(e.channel) || e.scope === "connection"; // the connection reports its own failure
+        const rejection = errorFromClose(e.scope, e.reason);
+        ch?.onClosed(isClean(e.reason) ? undefined : rejection, rejection, seen);
         return;
       }
       case "blocked":
@@ -451,22 +608,33 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     }
   }
 
+  #noteFailureSeen(scope: "channel" | "connection", channel: number): void {
+    if (scope === "channel") this.#failureSeen.add(channel);
+    else this.#connectionFailureSeen = true;
+  }
+
   #onConnectionClosed(reason: CloseReason): void {
-    const clean = reason.initiator === "client" && reason.replyCode === 200;
-    this.#closeError = this.#connectError(reason);
+    const clean = isClean(reason);
+    if (!this.#abandoned) this.#closeError = this.#connectError(reason);
+    const error = this.#closedError();
+    let seen = this.#connectionFailureSeen || this.#abandoned || this.listenerCount("close") > 0;
     if (this.#ready) {
-      this.#ready.reject(this.#closeError);
+      this.#ready.reject(error);
       this.#ready = undefined;
+      seen = true;
     }
-    this.#closedFlag = true;
     for (const [id, p] of this.#pending) {
       this.#pending.delete(id);
-      p.reject(this.#closeError);
+      if (p.observed) seen = true;
+      p.reject(error);
     }
     // A publish waiting for the socket to drain will never be sent: say so.
-    for (const w of this.#drainWaiters) w.reject(this.#closeError);
+    if (this.#drainWaiters.length > 0) seen = true;
+    for (const w of this.#drainWaiters) w.reject(error);
     this.#drainWaiters = [];
-    this.emit("close", clean ? undefined : this.#closeError);
+    if (this.#abandoned) return;
+    this.emit("close", clean ? undefined : error);
+    if (!clean && !seen) this.warnUnobserved(this, `connection to ${this.#where()} closed: ${error.message} (add a "close" listener to handle this)`, error);
   }
 
   /** Errors during the handshake get names that say what to fix. */
@@ -477,6 +645,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     }
     const cause = this.#transportErrorCause;
     if (cause !== undefined && reason.initiator === "transport") {
+      if (cause instanceof TransportError) return cause;
       // The socket's own error (a TLS alert, a reset) says more than the machine's guess about why it ended.
       const text = handshaking ? `Could not connect to ${this.#where()}: ${describe(cause)}` : `Connection to ${this.#where()} lost: ${describe(cause)}`;
       return new TransportError(text, { cause });
@@ -505,8 +674,12 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   }
 }
 
+function isClean(reason: CloseReason): boolean {
+  return reason.initiator === "client" && reason.replyCode === 200;
+}
+
 function describe(e: unknown): string {
-  const code = (e as { code?: unknown }).code;
+  const code = (e as { code?: unknown } | null)?.code;
   const message = e instanceof Error ? e.message : String(e);
   return (typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message).trim();
 }
@@ -525,10 +698,10 @@ export async function connectWith(runtime: Runtime, url?: string | ConnectOption
   } catch (e) {
     // An out-of-range option (heartbeat, frameMax, …) as the machine reports it: the client's own UsageError,
     // so `isWarrenError` and `code` work as for every other failure.
-    if (e instanceof MachineUsageError) throw new UsageError(e.message);
+    if (e instanceof CommandError) throw new UsageError(e.message);
     throw e;
   }
-  return conn.open();
+  return conn.open(resolved.signal);
 }
 
 export { redactUrl };

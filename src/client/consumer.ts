@@ -4,15 +4,20 @@
  * Memory is bounded by the channel's prefetch (basic.qos): the broker sends no more unacked messages than
  * that, and this buffer holds only what the loop has not taken yet. Without a prefetch (or with noAck) the
  * broker sends as fast as it can, so past PAUSE_AT buffered messages the consumer asks the connection to
- * stop reading from the socket until the loop has caught up (TCP then pushes back on the broker). Leaving a `for await` loop early (break,
- * return, throw) cancels the consumer.
+ * stop reading from the socket until the loop has caught up (TCP then pushes back on the broker; the
+ * connection emits `readPaused`, and reading stops for every channel on it — a prefetch is the cure). On a
+ * transport that cannot stop reading (WebSocket) the buffer is capped instead: past OVERFLOW_AT the consumer
+ * is cancelled and its loop throws a ConsumerOverflowError once it has taken what was buffered.
  *
- * The iterator ends normally after `cancel()`. It throws when the consumer ends any other way: a
- * ConsumerCancelledError when the broker cancelled it (its queue was deleted), or the channel's close error.
+ * Leaving a `for await` loop early (break, return, throw) cancels the consumer. The iterator ends normally
+ * after `cancel()`. It throws when the consumer ends any other way: a ConsumerCancelledError when the
+ * broker cancelled it (its queue was deleted), or the channel's close error. A consumer has one iterator: a
+ * second `for await` over it throws a UsageError, since each message can go to only one loop.
  */
 import { Emitter } from "./emitter.ts";
-import { WarrenError } from "./errors.ts";
+import { UsageError, WarrenError } from "./errors.ts";
 import type { Message } from "./message.ts";
+import type { Int64 } from "../codec/parsers.ts";
 
 /** The broker cancelled the consumer (consumer_cancel_notify), e.g. because its queue was deleted. */
 export class ConsumerCancelledError extends WarrenError {
@@ -22,10 +27,21 @@ export class ConsumerCancelledError extends WarrenError {
   }
 }
 
+/** The consumer's buffer passed its cap on a transport that cannot stop reading; it was cancelled. */
+export class ConsumerOverflowError extends WarrenError {
+  constructor(consumerTag: string, buffered: number) {
+    super(
+      "CONSUMER_OVERFLOW",
+      `Consumer ${consumerTag} was cancelled: ${buffered} messages were waiting for the loop and this transport cannot stop reading (set a prefetch with basicQos)`,
+    );
+    this.name = "ConsumerOverflowError";
+  }
+}
+
 export type ConsumerEvents = {
   /** The consumer ended; `error` is set unless the application cancelled it. */
   close: (error?: Error) => void;
-  /** A message callback threw or rejected. The message stays unacked. */
+  /** A message callback threw or rejected; the message was rejected (see basicConsume). */
   error: (error: unknown, message: Message) => void;
 };
 
@@ -34,11 +50,26 @@ export interface ConsumerHost {
   cancelConsumer(consumerTag: string): Promise<void>;
   /** Stop (true) or resume (false) reading from the socket on this consumer's behalf. */
   pauseReading(consumer: Consumer, paused: boolean): void;
+  /** basic.reject for a message the callback failed on; never throws. */
+  rejectUnhandled(deliveryTag: Int64, requeue: boolean): void;
+  /** Forget the consumer and send basic.cancel (no-wait); never throws. */
+  abandonConsumer(consumerTag: string): void;
+  warnUnobserved(source: object, message: string, error?: unknown): void;
+}
+
+/** How a consumer was started (basicConsume's options). */
+export interface ConsumerSettings {
+  readonly noAck: boolean;
+  readonly requeueOnError: boolean | undefined;
+  readonly onMessage: ((m: Message) => unknown) | undefined;
+  readonly canPauseReading: boolean;
 }
 
 /** Buffered messages at which reading pauses, and at which it resumes. */
 const PAUSE_AT = 4096;
 const RESUME_AT = 1024;
+/** Where reading cannot pause, the most messages a consumer buffers before it gives up. */
+const OVERFLOW_AT = 4 * PAUSE_AT;
 
 const asyncDispose: typeof Symbol.asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose as typeof Symbol.asyncDispose ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
 
@@ -46,20 +77,21 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
   readonly consumerTag: string;
   readonly queue: string;
   readonly #host: ConsumerHost;
-  readonly #onMessage: ((m: Message) => unknown) | undefined;
+  readonly #settings: ConsumerSettings;
   #buffer: Message[] = [];
   #head = 0;
   #wake: (() => void) | undefined;
+  #iterating = false;
   #ended = false;
   #error: Error | undefined;
   #paused = false;
 
-  constructor(host: ConsumerHost, queue: string, consumerTag: string, onMessage?: (m: Message) => unknown) {
+  constructor(host: ConsumerHost, queue: string, consumerTag: string, settings: ConsumerSettings) {
     super();
     this.#host = host;
     this.queue = queue;
     this.consumerTag = consumerTag;
-    this.#onMessage = onMessage;
+    this.#settings = settings;
   }
 
   /** True once the consumer was cancelled or its channel closed. */
@@ -83,20 +115,47 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
     await this.cancel().catch(() => undefined);
   }
 
-  /** @internal A delivery arrived for this consumer. */
+  /** @internal A delivery arrived for this consumer. Never throws. */
   deliver(message: Message): void {
-    if (this.#onMessage) {
+    const onMessage = this.#settings.onMessage;
+    if (onMessage) {
       try {
-        const r = this.#onMessage(message);
-        if (r instanceof Promise) r.catch((e: unknown) => this.emit("error", e, message));
+        const r = onMessage(message);
+        if (r instanceof Promise) r.catch((e: unknown) => this.#handlerFailed(e, message));
       } catch (e) {
-        this.emit("error", e, message);
+        this.#handlerFailed(e, message);
       }
       return;
     }
+    if (this.#ended) return; // after an overflow: the channel rejects what still arrives for this tag
     this.#buffer.push(message);
-    if (!this.#paused && this.buffered >= PAUSE_AT) this.#setPaused(true);
+    const buffered = this.buffered;
+    if (buffered >= PAUSE_AT) {
+      if (this.#settings.canPauseReading) {
+        if (!this.#paused) this.#setPaused(true);
+      } else if (buffered >= OVERFLOW_AT) {
+        this.#host.abandonConsumer(this.consumerTag);
+        this.end(new ConsumerOverflowError(this.consumerTag, buffered));
+      }
+    }
     this.#wakeUp();
+  }
+
+  /** A callback failed on `message`: settle it (unless it did) so it neither blocks the prefetch nor is lost. */
+  #handlerFailed(error: unknown, message: Message): void {
+    if (!this.#settings.noAck && !message.settled) {
+      const requeue = this.#settings.requeueOnError ?? !message.redelivered;
+      message.markSettled();
+      this.#host.rejectUnhandled(message.deliveryTag, requeue);
+    }
+    if (this.listenerCount("error") > 0) this.emit("error", error, message);
+    else {
+      this.#host.warnUnobserved(
+        this,
+        `the message callback of consumer ${this.consumerTag} failed and the message was rejected; add an "error" listener or onError to see every failure (this is logged once per consumer)`,
+        error,
+      );
+    }
   }
 
   #setPaused(paused: boolean): void {
@@ -104,14 +163,19 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
     this.#host.pauseReading(this, paused);
   }
 
-  /** @internal The consumer is over: cancelled (no error), by the broker, or with its channel. */
-  end(error: Error | undefined): void {
-    if (this.#ended) return;
+  /**
+   * @internal The consumer is over: cancelled (no error), by the broker, or with its channel. Returns whether
+   * someone will see `error` (a loop iterating, a "close" listener).
+   */
+  end(error: Error | undefined): boolean {
+    if (this.#ended) return true;
     this.#ended = true;
     this.#error = error;
     if (this.#paused) this.#setPaused(false);
+    const observed = this.#iterating || this.listenerCount("close") > 0;
     this.#wakeUp();
     this.emit("close", error);
+    return observed;
   }
 
   #wakeUp(): void {
@@ -120,7 +184,14 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
     wake?.();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    if (this.#settings.onMessage) throw new UsageError(`Consumer ${this.consumerTag} has a message callback; it cannot be iterated too`);
+    if (this.#iterating) throw new UsageError(`Consumer ${this.consumerTag} is already being iterated; each message goes to one loop, so a consumer has one iterator`);
+    this.#iterating = true;
+    return this.#messages();
+  }
+
+  async *#messages(): AsyncGenerator<Message> {
     let finished = false;
     try {
       for (;;) {

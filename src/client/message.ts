@@ -26,6 +26,7 @@ export class Message {
   /** Messages left in the queue (basic.get only; undefined otherwise). */
   readonly messageCount: number | undefined;
   readonly #settler: MessageSettler;
+  #settled = false;
 
   constructor(
     settler: MessageSettler,
@@ -59,18 +60,31 @@ export class Message {
     return JSON.parse(this.bodyText()) as T;
   }
 
+  /** True once this message was acked, nacked or rejected through its own methods (or by warren). */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** @internal warren settled it on the application's behalf (a failed consumer callback). */
+  markSettled(): void {
+    this.#settled = true;
+  }
+
   /** basic.ack for this message. */
   ack(multiple = false): void {
     this.#settler.basicAck(this.deliveryTag, multiple);
+    this.#settled = true;
   }
 
   /** basic.nack for this message; requeued unless `requeue` is false. */
   nack(requeue = true, multiple = false): void {
     this.#settler.basicNack(this.deliveryTag, { requeue, multiple });
+    this.#settled = true;
   }
 
   /** basic.reject for this message; requeued unless `requeue` is false. */
   reject(requeue = true): void {
     this.#settler.basicReject(this.deliveryTag, requeue);
+    this.#settled = true;
   }
 }

@@ -49,6 +49,19 @@ export interface ConnectOptions {
   maxBodySize?: number;
   /** Bytes buffered for the socket above which publishing waits. Default 1 MiB. */
   writeHighWaterMark?: number;
+  /** Gives up connecting when it aborts: the connect rejects with AbortError and nothing stays open. */
+  signal?: AbortSignal;
+  /**
+   * Where warren reports errors nobody observed — a consumer callback that failed with no "error" listener, a
+   * channel or connection that failed with no "close" listener and no awaiting promise — once per failing
+   * object. Default: `console.warn`. Pass `{ warn() {} }` to silence it.
+   */
+  logger?: Logger;
+}
+
+/** See ConnectOptions.logger. */
+export interface Logger {
+  warn(message: string, error?: unknown): void;
 }
 
 export interface ResolvedConnectOptions {
@@ -69,6 +82,8 @@ export interface ResolvedConnectOptions {
   readonly tlsOptions: TlsOptions;
   readonly maxBodySize: number | undefined;
   readonly writeHighWaterMark: number;
+  readonly signal: AbortSignal | undefined;
+  readonly logger: Logger;
 }
 
 const MECHANISMS: readonly SaslMechanism[] = ["PLAIN", "AMQPLAIN", "EXTERNAL"];
@@ -171,7 +186,21 @@ export function redactUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*:)[^/?#]*@/i, "$1***@");
 }
 
-/** Merges a URI (if any) and an options object (which wins), and fills in defaults. */
+/** The longest timeout a JavaScript timer can wait (setTimeout fires at once for anything larger). */
+const MAX_TIMEOUT = 2 ** 31 - 1;
+
+function checkWhole(name: string, v: number | undefined, min: number, max: number): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) throw new UsageError(`Option ${name} must be a whole number from ${min} to ${max}, not ${v}`);
+}
+
+const consoleLogger: Logger = {
+  warn: (message, error) => (error === undefined ? console.warn(`warren: ${message}`) : console.warn(`warren: ${message}`, error)),
+};
+
+/**
+ * Merges a URI (if any) and an options object (which wins), and fills in defaults. The password is kept as a
+ * non-enumerable property, so it is in no JSON, spread, `Object.values` or default inspection of the result.
+ */
 export function resolveConnectOptions(url: string | undefined, options: ConnectOptions = {}): ResolvedConnectOptions {
   const fromUrl = url ? parseUrl(url) : {};
   const o: ConnectOptions = { ...fromUrl, ...options };
@@ -179,13 +208,14 @@ export function resolveConnectOptions(url: string | undefined, options: ConnectO
   const port = o.port ?? (tls ? 5671 : 5672);
   // Checked here: Node's socket would otherwise throw its own RangeError from inside connect().
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`Invalid port ${port}: it must be a whole number from 1 to 65535`);
-  return {
+  checkWhole("connectionTimeout", o.connectionTimeout, 0, MAX_TIMEOUT);
+  checkWhole("writeHighWaterMark", o.writeHighWaterMark, 0, Number.MAX_SAFE_INTEGER);
+  const resolved: Omit<ResolvedConnectOptions, "password"> = {
     tls,
     hostname: o.hostname || "127.0.0.1",
     port,
     socketPath: o.socketPath,
     username: o.username ?? "guest",
-    password: o.password ?? "guest",
     vhost: o.vhost ?? "/",
     heartbeat: o.heartbeat,
     frameMax: o.frameMax,
@@ -197,7 +227,10 @@ export function resolveConnectOptions(url: string | undefined, options: ConnectO
     tlsOptions: o.tls ?? {},
     maxBodySize: o.maxBodySize,
     writeHighWaterMark: o.writeHighWaterMark ?? 1024 * 1024,
+    signal: o.signal,
+    logger: o.logger ?? consoleLogger,
   };
+  return Object.defineProperty(resolved, "password", { value: o.password ?? "guest", enumerable: false }) as ResolvedConnectOptions;
 }
 
 /** True for an IPv4 or IPv6 literal (which must not be sent as SNI). */

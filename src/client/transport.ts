@@ -4,7 +4,12 @@
  */
 import type { ResolvedConnectOptions } from "./options.ts";
 
-/** What the client gives a transport to report to. */
+/**
+ * What the client gives a transport to report to. None of them throws: the client catches what goes wrong
+ * inside and turns it into one transport failure, the same on every runtime, so a transport needs no
+ * try/catch around them. A transport calls them only after its factory resolved, `onClose` exactly once,
+ * and none after `onClose`.
+ */
 export interface TransportHandlers {
   /** Bytes arrived. The transport hands them over: it must not reuse or modify them afterwards. */
   onData(bytes: Uint8Array): void;
@@ -13,7 +18,7 @@ export interface TransportHandlers {
    * write completes (a buffer over the client's mark may still be under the transport's own).
    */
   onDrain(): void;
-  /** The transport closed; `error` when it failed rather than ended. Called once. */
+  /** The transport closed; `error` when it failed rather than ended. Called once, and last. */
   onClose(error?: unknown): void;
 }
 
@@ -35,9 +40,20 @@ export interface Transport {
 
 /**
  * Opens a transport to the broker described by `options`. Rejects with a TransportError (refused,
- * unreachable, TLS failure) — the client adds the connect timeout around it.
+ * unreachable, TLS failure), or a UsageError for options the runtime cannot honour.
+ *
+ * `signal` is the client's: it aborts at the one connect deadline (connectionTimeout), which the client
+ * owns, or when the caller's `connect({ signal })` aborts. A transport keeps no connect timer of its own;
+ * it gives the attempt up as soon as the signal fires:
+ * - already aborted: reject with `signal.reason` at once, opening nothing;
+ * - aborted mid-way (TCP connect, TLS handshake, WebSocket upgrade): close what was opened and reject with
+ *   `signal.reason` at once, without waiting for the socket to report its close (the client turns the
+ *   reason into the right error: ConnectTimeoutError, AbortError);
+ * - once the promise has resolved the signal no longer matters: the client calls `destroy()` on a
+ *   transport it no longer wants.
+ * The adapters share these rules in src/adapters/attempt.ts.
  */
-export type TransportFactory = (options: ResolvedConnectOptions, handlers: TransportHandlers) => Promise<Transport>;
+export type TransportFactory = (options: ResolvedConnectOptions, handlers: TransportHandlers, signal: AbortSignal) => Promise<Transport>;
 
 /** What a runtime supplies besides sockets. */
 export interface Runtime {

@@ -81,8 +81,8 @@ export class DecodeError extends Error {
 export class EncodeError extends Error {
   override readonly name = "EncodeError";
   readonly code = "ENCODE" as const;
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
   }
 }
 

@@ -4,7 +4,8 @@
  * Bytes are written into a slab; `finish()` hands out what was written since the last `finish()` as a
  * subarray of that slab and never writes those bytes again, so the caller owns them outright. Many small
  * outputs therefore share one allocation. When a slab fills up the writer moves what it has written to a
- * bigger one.
+ * bigger one; once an output that needed a slab far above the normal size has been handed out, the writer
+ * goes back to a normal slab, so one huge publish does not pin twice its size for the connection's life.
  *
  * `reserve(n)` + `patch*()` are cookie-factory's `back_to_the_buffer`: leave room for a length, write the
  * body, then go back and fill the length in — without computing the body's size first.
@@ -15,6 +16,8 @@ import type { Int64 } from "./parsers.ts";
 
 const DEFAULT_SLAB = 64 * 1024;
 const TWO_32 = 0x1_0000_0000;
+/** A slab more than this many times `slabSize` is dropped once nothing in it is pending. */
+const SHRINK_ABOVE = 4;
 
 export class Writer {
   /** The current slab. */
@@ -72,12 +75,26 @@ export class Writer {
   finish(): Uint8Array {
     const out = this.bytes.subarray(this.start, this.pos);
     this.start = this.pos;
+    if (this.bytes.length > this.slabSize * SHRINK_ABOVE) this.freshSlab();
     return out;
   }
 
   /** Drops everything written since the last `finish()`. */
   discard(): void {
     this.pos = this.start;
+    if (this.bytes.length > this.slabSize * SHRINK_ABOVE) this.freshSlab();
+  }
+
+  /**
+   * Starts over on a normal-sized slab; only called when nothing is pending. The old slab is never written
+   * again (its handed-out bytes belong to their callers, and stay alive only as long as they hold them).
+   * Fixes defect 7 of issue 8: after one 50 MiB publish the writer used to keep a 100 MiB slab for good.
+   */
+  private freshSlab(): void {
+    this.bytes = new Uint8Array(this.slabSize);
+    this.view = new DataView(this.bytes.buffer);
+    this.start = 0;
+    this.pos = 0;
   }
 
   u8(v: number): void {

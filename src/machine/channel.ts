@@ -1,7 +1,7 @@
 /**
  * One channel's state inside the machine: its lifecycle, the ordered queue of what the application asked to
- * send, the one synchronous request in flight, publisher-confirm bookkeeping, consumers, and the message
- * being reassembled from content frames.
+ * send (already encoded, see pipeline.ts), the one synchronous request in flight, publisher-confirm
+ * bookkeeping, consumers, and the message being reassembled from content frames (content.ts).
  *
  * Ordering rule: everything the application sends on a channel goes out in the order it was asked for. A
  * synchronous request stops the flow until its reply arrives (spec 2.2.2: one synchronous request at a time
@@ -15,17 +15,36 @@ import type { CloseReason, ReturnEvent } from "./events.ts";
 
 export type ChannelLifecycle = "opening" | "open" | "closing";
 
-/** Something the application asked to send, waiting behind a synchronous request. */
+/** Work waiting behind a synchronous request, already encoded into bytes it owns. */
 export type Outgoing =
-  | { readonly kind: "call"; readonly requestId: number; readonly method: Method }
-  | { readonly kind: "send"; readonly method: Method }
-  | { readonly kind: "publish"; readonly method: Method; readonly properties: BasicProperties; readonly body: Uint8Array };
+  | { readonly kind: "call"; readonly bytes: Uint8Array; readonly inFlight: InFlight }
+  | { readonly kind: "send"; readonly bytes: Uint8Array; readonly consumer: ConsumerEffect | undefined }
+  | { readonly kind: "publish"; readonly bytes: Uint8Array };
 
+/** What a no-wait basic.consume / basic.cancel does to the channel's consumer books once it is written. */
+export interface ConsumerEffect {
+  readonly add: boolean;
+  readonly tag: string;
+  readonly noAck: boolean;
+}
+
+/** The synchronous request a channel waits on. */
 export interface InFlight {
   readonly requestId: number;
-  readonly method: Method;
+  readonly name: MethodName;
   readonly responses: readonly MethodName[];
+  /** For basic.consume: whether the consumer it starts is no-ack. */
+  readonly consumerNoAck: boolean;
 }
+
+/** What to do with a delivery, by its consumer tag. */
+export type DeliveryFate =
+  /** A consumer the channel has: emit it. */
+  | "deliver"
+  /** A tag the broker should not be delivering to (unknown, or cancelled in ack mode): basic.reject, requeue. */
+  | "reject"
+  /** A no-ack consumer cancelled with no-wait: the broker already forgot the message; drop it. */
+  | "drop";
 
 /** Where a mandatory publish was sent, to match a basic.return to it. */
 export interface PublishTarget {
@@ -38,11 +57,28 @@ export interface Assembly {
   readonly method: Method;
   properties: BasicProperties | undefined;
   bodySize: number;
-  /** Allocated once the header announces the size; filled by body frames. */
+  /**
+   * Grown as body frames arrive (never to more than `bodySize`); `body.length` is the capacity held, counted
+   * against the connection-wide maxPartialContent.
+   */
   body: Uint8Array | undefined;
   received: number;
   /** The request a get-ok answers. */
   readonly requestId: number;
+  /** False: take the frames in and drop the message (a closing channel, a delivery nobody consumes). */
+  readonly keep: boolean;
+}
+
+/**
+ * The next free channel id from `hint` on, wrapping at `channelMax` (so a just-closed id is not reused at
+ * once); 0 when all are in use.
+ */
+export function freeChannelId(channels: ReadonlyMap<number, unknown>, hint: number, channelMax: number): number {
+  for (let i = 0; i < channelMax; i++) {
+    const candidate = ((hint - 1 + i) % channelMax) + 1;
+    if (!channels.has(candidate)) return candidate;
+  }
+  return 0;
 }
 
 export class ChannelState {
@@ -63,13 +99,37 @@ export class ChannelState {
   /** Returns that arrived for publishes not yet acked. */
   returned = new Map<number, ReturnEvent>();
 
-  consumers = new Set<string>();
+  /** Consumer tag → whether it is no-ack (from basic.consume). */
+  readonly consumers = new Map<string, boolean>();
+  /**
+   * Tags cancelled with no-wait → no-ack: their deliveries may still be on the wire (nothing tells us when
+   * the broker stopped), so they are handled as `consumerFate` says rather than emitted.
+   */
+  readonly cancelledNoWait = new Map<string, boolean>();
   assembly: Assembly | undefined;
   /** Body bytes still to drop for an oversize message (the channel is closing because of it). */
   skipping = 0;
 
   constructor(id: number) {
     this.id = id;
+  }
+
+  addConsumer(tag: string, noAck: boolean): void {
+    this.consumers.set(tag, noAck);
+    this.cancelledNoWait.delete(tag);
+  }
+
+  /** The consumer is gone: by our basic.cancel (no-wait or answered) or the broker's. */
+  cancelConsumer(tag: string, noWait: boolean): void {
+    const noAck = this.consumers.get(tag);
+    this.consumers.delete(tag);
+    if (noWait && noAck !== undefined) this.cancelledNoWait.set(tag, noAck);
+  }
+
+  /** What to do with a basic.deliver for `tag`. */
+  consumerFate(tag: string): DeliveryFate {
+    if (this.consumers.has(tag)) return "deliver";
+    return this.cancelledNoWait.get(tag) === true ? "drop" : "reject";
   }
 
   /** True when a new item may be written at once rather than queued. */

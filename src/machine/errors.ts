@@ -6,8 +6,8 @@
  * Failures caused by the broker or the network are never thrown: they are events (see events.ts).
  */
 
-/** Stable codes for {@link UsageError}. */
-export type UsageErrorCode =
+/** Stable codes for {@link CommandError}. */
+export type CommandErrorCode =
   /** The connection is closing or closed. */
   | "CONNECTION_CLOSED"
   /** The handshake has not finished, so channels cannot be used yet. */
@@ -21,10 +21,15 @@ export type UsageErrorCode =
   /** A value cannot be encoded (too long a short string, an integer out of range). */
   | "INVALID_ARGUMENT";
 
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-  readonly code: UsageErrorCode;
-  constructor(code: UsageErrorCode, message: string) {
+/**
+ * A command was misused (the client layer has its own, user-facing `UsageError`; this one is the machine's).
+ * @example
+ * try { m.openChannel(); } catch (e) { if (e instanceof CommandError && e.code === "NOT_OPEN") wait(); }
+ */
+export class CommandError extends Error {
+  override readonly name = "CommandError";
+  readonly code: CommandErrorCode;
+  constructor(code: CommandErrorCode, message: string) {
     super(message);
     this.code = code;
   }

@@ -8,6 +8,12 @@
  *   `publishConfirmed` or `publishFailed` event;
  * - `connectionClosed` is the last event, emitted once; every request and publish still pending is failed
  *   before it.
+ *
+ * Close scope: `requestFailed`, `publishFailed` and `channelClosed` say what ended (`scope`): "channel" when
+ * the channel closed on its own (channel.close from either side, a 311 for an oversize message) while the
+ * connection lived on; "connection" when the connection ending is what failed them. It is decided when the
+ * event is emitted, so a channel.close 404 and a connection.close 320 in one read give the channel's
+ * request scope "channel" (404) and everything else scope "connection" (320).
  */
 import type { BasicProperties } from "../codec/amqp/properties.ts";
 import type { FieldTable } from "../codec/amqp/field-table.ts";
@@ -37,8 +43,14 @@ export interface CloseReason {
   readonly methodId: number;
 }
 
-/** A message as it arrived: a delivery, a get-ok or a return. */
-export interface Message {
+/**
+ * What ended: a channel on its own, or the whole connection.
+ * @example if (e.type === "requestFailed" && e.scope === "connection") reconnect();
+ */
+export type CloseScope = "channel" | "connection";
+
+/** A message's content as it arrived (properties + body): a delivery, a get-ok or a return. */
+export interface Content {
   readonly properties: BasicProperties;
   readonly body: Uint8Array;
 }
@@ -59,7 +71,7 @@ export interface ReplyEvent {
   readonly channel: number;
   readonly requestId: number;
   readonly method: Method;
-  readonly message: Message | undefined;
+  readonly message: Content | undefined;
 }
 
 /** A request that will get no reply: its channel or connection closed first. */
@@ -68,6 +80,7 @@ export interface RequestFailedEvent {
   readonly channel: number;
   readonly requestId: number;
   readonly reason: CloseReason;
+  readonly scope: CloseScope;
 }
 
 /** A message for a consumer. */
@@ -79,7 +92,7 @@ export interface DeliveryEvent {
   readonly redelivered: boolean;
   readonly exchange: string;
   readonly routingKey: string;
-  readonly message: Message;
+  readonly message: Content;
 }
 
 /**
@@ -94,7 +107,7 @@ export interface ReturnEvent {
   readonly replyText: string;
   readonly exchange: string;
   readonly routingKey: string;
-  readonly message: Message;
+  readonly message: Content;
   readonly publishSeq: number | undefined;
 }
 
@@ -114,6 +127,7 @@ export interface PublishFailedEvent {
   readonly channel: number;
   readonly seq: number;
   readonly reason: CloseReason;
+  readonly scope: CloseScope;
 }
 
 /** The broker cancelled a consumer (its queue was deleted, or it failed over). */
@@ -135,6 +149,7 @@ export interface ChannelClosedEvent {
   readonly type: "channelClosed";
   readonly channel: number;
   readonly reason: CloseReason;
+  readonly scope: CloseScope;
 }
 
 /** The broker stopped (connection.blocked) or resumed (connection.unblocked) reading from publishers. */

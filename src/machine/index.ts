@@ -3,13 +3,14 @@
  * by the caller; see connection.ts for the theory of operation.
  */
 export { ConnectionMachine, WARREN_VERSION } from "./connection.ts";
-export { UsageError, type UsageErrorCode } from "./errors.ts";
+export { CommandError, type CommandErrorCode } from "./errors.ts";
 export type * from "./events.ts";
 export {
   DEFAULT_CHANNEL_MAX,
   DEFAULT_FRAME_MAX,
   DEFAULT_HEARTBEAT,
   DEFAULT_MAX_BODY,
+  DEFAULT_PARTIAL_CONTENT,
   MIN_FRAME_MAX,
   negotiateTune,
   resolveOptions,

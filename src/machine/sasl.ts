@@ -18,7 +18,7 @@ export function chooseMechanism(offered: readonly string[], wanted: SaslMechanis
 }
 
 /**
- * The start-ok response for a mechanism.
+ * The start-ok response for a mechanism, in a buffer of its own (the caller zeroes it after use).
  * - PLAIN (RFC 4616): authzid NUL authcid NUL password.
  * - AMQPLAIN: the entries of a field table {LOGIN, PASSWORD} without the table's length prefix (RabbitMQ
  *   parses the response as bare table content).
@@ -29,7 +29,9 @@ export function saslResponse(mechanism: SaslMechanism, username: string, passwor
     case "PLAIN":
       return encodeUtf8(`\u0000${username}\u0000${password}`);
     case "AMQPLAIN": {
-      const w = new Writer(64);
+      // Sized for the worst case (3 bytes per UTF-16 unit) so the writer never grows and leaves no copy of
+      // the password in an abandoned slab; the caller zeroes the result once it is encoded.
+      const w = new Writer(64 + 3 * (username.length + password.length));
       w.shortString("LOGIN");
       w.u8(0x53); // 'S'
       w.longString(username);

@@ -194,3 +194,62 @@ describe("malformed tables", () => {
     expect(err.replyCode).toBe(502);
   });
 });
+
+/** The EncodeError `f` throws (fails the test if it throws anything else or nothing). */
+function encodeError(f: () => unknown): EncodeError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(EncodeError);
+    return e as EncodeError;
+  }
+  throw new Error("expected an EncodeError");
+}
+
+// RabbitMQ (3.10 at least) cannot parse a non-finite double in a table: it resets the connection and the
+// user sees only ECONNRESET. The encoder refuses them up front and says where they are (issue 8, defect 10).
+describe("values RabbitMQ cannot parse", () => {
+  it("refuses a plain NaN, Infinity or -Infinity, naming the key path", () => {
+    for (const v of [Number.NaN, Infinity, -Infinity]) {
+      const err = encodeError(() => written((w) => encodeFieldTable(w, { x: { y: v } })));
+      expect(err.message).toMatch(new RegExp(`^Cannot encode field table: "x\\.y" is ${String(v)}, which RabbitMQ cannot parse`));
+    }
+  });
+
+  it("names array indices in the path, and the table an entry point was told it encodes", () => {
+    const t = { "x-args": { retries: [1, 2, Number.NaN] } };
+    expect(encodeError(() => written((w) => encodeFieldTable(w, t))).message).toMatch(/^Cannot encode field table: "x-args\.retries\[2\]" is NaN/);
+    expect(encodeError(() => written((w) => encodeFieldTable(w, { a: Infinity }, "queue arguments"))).message).toMatch(
+      /^Cannot encode queue arguments: "a" is Infinity/,
+    );
+    expect(encodeError(() => written((w) => encodeFieldArray(w, [0, [Infinity]]))).message).toMatch(/^Cannot encode field array: "\[1\]\[0\]" is Infinity/);
+  });
+
+  it("still encodes them as an explicit TypedField, for brokers that can parse them", () => {
+    const bytes = written((w) => encodeFieldTable(w, { d: field.double(Number.NaN), f: field.float(-Infinity) }));
+    expect(toHex(bytes)).toBe("00000012" + "0164" + "64" + "7ff8000000000000" + "0166" + "66" + "ff800000");
+  });
+
+  it("decodes a non-finite f or d as a TypedField, so a table that arrived can be sent back as it came", () => {
+    const t = parseAll(decodeFieldTable, hex("00000012 0164 64 7ff8000000000000 0166 66 ff800000"));
+    expect(t.d).toEqual(new TypedField("d", Number.NaN));
+    expect(t.f).toEqual(new TypedField("f", -Infinity));
+    expect(toHex(written((w) => encodeFieldTable(w, t)))).toBe("00000012016464" + "7ff8000000000000" + "016666ff800000");
+    expect(parseAll(decodeFieldTable, written((w) => encodeFieldTable(w, { d: 0.5 })))).toEqual(Object.assign(Object.create(null), { d: 0.5 }));
+  });
+
+  it("keeps finite doubles, -0 and unsafe integers on the plain path", () => {
+    const back = parseAll(decodeFieldTable, written((w) => encodeFieldTable(w, { a: -0, b: 2 ** 60, c: 1e300, d: -1.5 })));
+    expect(Object.is(back.a, -0)).toBe(true);
+    expect([back.b, back.c, back.d]).toEqual([2 ** 60, 1e300, -1.5]);
+  });
+
+  it("names the entry of any other encode error too", () => {
+    expect(encodeError(() => written((w) => encodeFieldTable(w, { h: { n: field.int8(200) } }))).message).toBe(
+      `Cannot encode field table: "h.n": Cannot encode 200 as field type 'b'`,
+    );
+    expect(encodeError(() => written((w) => encodeFieldTable(w, { m: new Map([["k", 1]]) as never }))).message).toBe(
+      `Cannot encode field table: "m": Cannot encode field value: a Map is not a field table (use a plain object)`,
+    );
+  });
+});

@@ -19,7 +19,19 @@ import {
   decodeMethodPayload,
   encodeMethodPayload,
 } from "../../src/codec/amqp/methods.generated.ts";
-import type { Method, MethodFieldInfo, MethodInfo, MethodName } from "../../src/codec/amqp/methods.generated.ts";
+import type {
+  BasicGetEmpty,
+  BasicGetOk,
+  ChannelCloseOk,
+  ConnectionUpdateSecretOk,
+  Method,
+  MethodFieldInfo,
+  MethodInfo,
+  MethodName,
+  QueueDeclareOk,
+  RequestName,
+  ResponseOf,
+} from "../../src/codec/amqp/methods.generated.ts";
 import type { FieldTable } from "../../src/codec/amqp/field-table.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -45,6 +57,9 @@ function info(name: MethodName): MethodInfo {
   if (!i) throw new Error(`no METHODS entry for ${name}`);
   return i;
 }
+
+/** True when A and B are the same type (not merely assignable one way); checked by tsc, not at run time. */
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 
 const ascii = (s: string): number[] => [...s].map((ch) => ch.charCodeAt(0));
 
@@ -142,6 +157,65 @@ describe("METHODS metadata", () => {
       { name: "mandatory", type: "bit", reserved: false },
       { name: "immediate", type: "bit", reserved: false },
     ]);
+  });
+
+  it("says which peer sends each method, from the spec's <chassis> (the receiver implements it)", () => {
+    const sides = (name: MethodName) => {
+      const { clientSends, serverSends } = info(name);
+      return { clientSends, serverSends };
+    };
+    expect(sides("basic.deliver")).toEqual({ clientSends: false, serverSends: true });
+    expect(sides("basic.return")).toEqual({ clientSends: false, serverSends: true });
+    expect(sides("queue.declare")).toEqual({ clientSends: true, serverSends: false });
+    expect(sides("queue.declare-ok")).toEqual({ clientSends: false, serverSends: true });
+    expect(sides("basic.publish")).toEqual({ clientSends: true, serverSends: false });
+    expect(sides("basic.ack")).toEqual({ clientSends: true, serverSends: true });
+    expect(sides("basic.nack")).toEqual({ clientSends: true, serverSends: true });
+    expect(sides("basic.cancel")).toEqual({ clientSends: true, serverSends: true }); // RabbitMQ's consumer cancel
+    expect(sides("channel.close")).toEqual({ clientSends: true, serverSends: true });
+    expect(sides("connection.start")).toEqual({ clientSends: false, serverSends: true });
+    expect(sides("connection.start-ok")).toEqual({ clientSends: true, serverSends: false });
+    // RabbitMQ's additions, in the XML and added by the generator.
+    expect(sides("confirm.select")).toEqual({ clientSends: true, serverSends: false });
+    expect(sides("confirm.select-ok")).toEqual({ clientSends: false, serverSends: true });
+    expect(sides("exchange.bind")).toEqual({ clientSends: true, serverSends: false });
+    expect(sides("exchange.unbind-ok")).toEqual({ clientSends: false, serverSends: true });
+    expect(sides("connection.blocked")).toEqual({ clientSends: false, serverSends: true });
+    expect(sides("connection.unblocked")).toEqual({ clientSends: false, serverSends: true });
+    expect(sides("connection.update-secret")).toEqual({ clientSends: true, serverSends: false });
+    expect(sides("connection.update-secret-ok")).toEqual({ clientSends: false, serverSends: true });
+  });
+
+  it("lets some peer send every method, and a reply go back to whoever sent the request", () => {
+    for (const m of METHODS) {
+      expect(m.clientSends || m.serverSends, m.name).toBe(true);
+      for (const r of m.responses) {
+        if (m.clientSends) expect(info(r).serverSends, `${m.name} → ${r}`).toBe(true);
+        if (m.serverSends) expect(info(r).clientSends, `${m.name} → ${r}`).toBe(true);
+      }
+    }
+  });
+
+  it("types each request's reply: ResponseOf maps a request name to its response method(s)", () => {
+    const declareOk: Equal<ResponseOf<"queue.declare">, QueueDeclareOk> = true;
+    const getReply: Equal<ResponseOf<"basic.get">, BasicGetOk | BasicGetEmpty> = true;
+    const closeOk: Equal<ResponseOf<"channel.close">, ChannelCloseOk> = true;
+    const secretOk: Equal<ResponseOf<"connection.update-secret">, ConnectionUpdateSecretOk> = true;
+    const nothing: Equal<ResponseOf<"basic.publish">, never> = true; // asynchronous: nothing answers it
+    const notARequest: Equal<Extract<RequestName, "queue.declare-ok" | "basic.deliver">, never> = true;
+    expect([declareOk, getReply, closeOk, secretOk, nothing, notARequest]).toEqual([true, true, true, true, true, true]);
+    // The run-time metadata agrees: exactly the methods with responses are requests.
+    const requests: RequestName[] = ["queue.declare", "basic.get", "channel.close", "connection.update-secret"];
+    for (const r of requests) expect(info(r).responses.length).toBeGreaterThan(0);
+  });
+
+  it("names confirm.select's flag noWait like every other method's no-wait (the XML spells it nowait)", () => {
+    expect(info("confirm.select").fields).toEqual([{ name: "noWait", type: "bit", reserved: false }]);
+    const bytes = encode({ name: "confirm.select", classId: 85, methodId: 10, noWait: true });
+    expect([...bytes]).toEqual([0, 85, 0, 10, 1]);
+    expect(decodeAll(bytes)).toEqual({ name: "confirm.select", classId: 85, methodId: 10, noWait: true });
+    const spellings = new Set(METHODS.flatMap((m) => m.fields.map((f) => f.name).filter((n) => /^no-?wait$/i.test(n))));
+    expect([...spellings]).toEqual(["noWait"]);
   });
 
   it("uses RabbitMQ's id for exchange.unbind-ok (51, not 41)", () => {
@@ -362,6 +436,22 @@ describe("unknown methods", () => {
       expect(caught).toBeInstanceOf(DecodeError);
       expect(caught).toMatchObject({ code: "UNKNOWN_METHOD", replyCode: 540, message: `Cannot decode method: ${text}` });
     }
+  });
+
+  it("names the method and argument whose field table cannot be encoded", () => {
+    const declare = {
+      name: "queue.declare",
+      classId: 50,
+      methodId: 10,
+      queue: "q",
+      passive: false,
+      durable: false,
+      exclusive: false,
+      autoDelete: false,
+      noWait: false,
+      arguments: { "x-message-ttl": Number.NaN },
+    } as const;
+    expect(() => encode(declare)).toThrow(/^Cannot encode queue\.declare arguments: "x-message-ttl" is NaN, which RabbitMQ cannot parse/);
   });
 
   it("refuses to encode an object that is no method, before writing anything", () => {

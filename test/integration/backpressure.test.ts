@@ -32,7 +32,7 @@ async function openThroughProxy(): Promise<{ conn: Connection; transport: () => 
   let transport: Transport | undefined;
   const runtime: Runtime = {
     ...nodeRuntime,
-    connect: async (o, h) => (transport = await nodeRuntime.connect(o, h)),
+    connect: async (o, h, signal) => (transport = await nodeRuntime.connect(o, h, signal)),
   };
   conn = await connectWith(runtime, `amqp://guest:guest@127.0.0.1:${proxy.port}/`, { writeHighWaterMark: HWM });
   return { conn, transport: () => transport! };

@@ -6,6 +6,7 @@
 import * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  AbortError,
   AccessRefusedError,
   connect,
   ConnectTimeoutError,
@@ -36,6 +37,26 @@ async function listen(onSocket: (s: net.Socket) => void): Promise<number> {
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return (server.address() as net.AddressInfo).port;
+}
+
+/** A server that accepts and never says a word (no TLS handshake, no AMQP), noticing the client hang up. */
+async function silentPeer(): Promise<{ port: number; readonly accepted: number; readonly clientGone: boolean }> {
+  let accepted = 0;
+  let clientGone = false;
+  const port = await listen((s) => {
+    accepted++;
+    s.resume(); // reads (and drops) what the client sends, so that its hang-up is seen
+    s.on("close", () => (clientGone = true));
+  });
+  return {
+    port,
+    get accepted() {
+      return accepted;
+    },
+    get clientGone() {
+      return clientGone;
+    },
+  };
 }
 
 describe("handshake", () => {
@@ -149,11 +170,64 @@ describe("connection failures", () => {
     expect(await waitFor(() => clientGone, 3000)).toBe(true);
   });
 
+  it("a TLS server that never answers the handshake fails with ConnectTimeoutError at connectionTimeout, and the socket is closed", async () => {
+    // No adapter keeps a timer of its own: the client's deadline aborts the transport's connect attempt.
+    const peer = await silentPeer();
+    const t0 = performance.now();
+    const err = await within(10_000, connect(`amqps://localhost:${peer.port}/`, { connectionTimeout: 300 }).catch((e: unknown) => e), "connect");
+    expect(err).toBeInstanceOf(ConnectTimeoutError);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(peer.accepted).toBe(1);
+    expect(await waitFor(() => peer.clientGone, 1000)).toBe(true);
+  });
+
   it("connection_timeout in the URI is honoured", async () => {
     const port = await listen(() => undefined);
     const t0 = performance.now();
     await expect(connect(`amqp://guest:guest@127.0.0.1:${port}/?connection_timeout=300`)).rejects.toBeInstanceOf(ConnectTimeoutError);
     expect(performance.now() - t0).toBeLessThan(2500);
+  });
+});
+
+describe("connect({ signal })", () => {
+  it("an already-aborted signal rejects with AbortError and opens no socket", async () => {
+    let accepted = 0;
+    const port = await listen(() => accepted++);
+    const err = await within(5000, connect({ hostname: "127.0.0.1", port, signal: AbortSignal.abort() }).catch((e: unknown) => e), "connect");
+    expect(err).toBeInstanceOf(AbortError);
+    await sleep(100);
+    expect(accepted).toBe(0);
+  });
+
+  it("an abort while a TLS server never answers rejects at once with AbortError and closes the socket", async () => {
+    const peer = await silentPeer();
+    const abort = new AbortController();
+    const settled = connect(`amqps://localhost:${peer.port}/`, { signal: abort.signal, connectionTimeout: 10_000 }).catch((e: unknown) => e);
+    expect(await waitFor(() => peer.accepted === 1, 2000, 5)).toBe(true);
+    const t0 = performance.now();
+    abort.abort();
+    const err = await within(5000, settled, "connect");
+    expect(err).toBeInstanceOf(AbortError);
+    expect(performance.now() - t0).toBeLessThan(200);
+    expect(await waitFor(() => peer.clientGone, 1000)).toBe(true);
+  });
+
+  it("an abort while the broker has not answered the protocol header rejects at once and closes the socket", async () => {
+    let clientGone = false;
+    let gotHeader = false;
+    const port = await listen((s) => {
+      s.once("data", () => (gotHeader = true));
+      s.on("close", () => (clientGone = true));
+    });
+    const abort = new AbortController();
+    const settled = connect({ hostname: "127.0.0.1", port, signal: abort.signal, connectionTimeout: 10_000 }).catch((e: unknown) => e);
+    expect(await waitFor(() => gotHeader, 2000, 5)).toBe(true);
+    const t0 = performance.now();
+    abort.abort();
+    const err = await within(5000, settled, "connect");
+    expect(err).toBeInstanceOf(AbortError);
+    expect(performance.now() - t0).toBeLessThan(200);
+    expect(await waitFor(() => clientGone, 1000)).toBe(true);
   });
 });
 

@@ -121,25 +121,47 @@ describe("callback consumers", () => {
     expect(await consumerCount(ch, queue)).toBe(0);
   });
 
-  it("a callback that throws or rejects is reported through 'error'; the message stays unacked", async () => {
+  it("a callback that throws or rejects is reported through 'error'; the message is requeued once, then dead-lettered", async () => {
     // Publish after the 'error' listener is attached: messages already waiting may reach the callback
     // before basicConsume resolves, when no listener can be there yet.
-    const { conn, ch, queue } = await setup(0);
-    const errors: [unknown, string][] = [];
+    const { ch } = await broker.channel();
+    const { queue: dlq } = await ch.queueDeclare("", { exclusive: true });
+    const { queue } = await ch.queueDeclare("", { exclusive: true, arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq } });
+    await ch.confirmSelect();
+    const errors: string[] = [];
     const consumer = await ch.basicConsume(queue, {}, (m) => {
       if (m.bodyText() === "m0") throw new Error("sync failure");
       return sleep(1).then(() => Promise.reject(new Error("async failure")));
     });
-    consumer.on("error", (e, m) => errors.push([e, m.bodyText()]));
+    consumer.on("error", (e, m) => errors.push(`${(e as Error).message} ${m.bodyText()}${m.redelivered ? " (redelivered)" : ""}`));
     await ch.basicPublish("", queue, "m0");
     await ch.basicPublish("", queue, "m1");
-    expect(await waitFor(() => errors.length === 2, 5000)).toBe(true);
-    expect(errors.map(([e, body]) => `${(e as Error).message} ${body}`)).toEqual(["sync failure m0", "async failure m1"]);
+    expect(await waitFor(() => errors.length === 4, 5000)).toBe(true);
+    expect(errors.sort()).toEqual(["async failure m1", "async failure m1 (redelivered)", "sync failure m0", "sync failure m0 (redelivered)"]);
+    // The second failure rejected each without requeue: both went to the dead-letter queue.
+    expect(await waitFor(async () => (await ch.queueDeclare(dlq, { passive: true })).messageCount === 2, 5000)).toBe(true);
+    expect((await ch.queueDeclare(queue, { passive: true })).messageCount).toBe(0);
     await consumer.cancel();
-    await ch.close();
-    // Both messages were left unacked, so closing the channel requeued them.
-    const ch2 = await conn.openChannel();
-    expect((await ch2.queueDeclare(queue, { passive: true })).messageCount).toBe(2);
+  });
+
+  it("requeueOnError: false dead-letters a failed message at once; a callback that settled its message is left alone", async () => {
+    const { ch } = await broker.channel();
+    const { queue: dlq } = await ch.queueDeclare("", { exclusive: true });
+    const { queue } = await ch.queueDeclare("", { exclusive: true, arguments: { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq } });
+    await ch.confirmSelect();
+    const errors: string[] = [];
+    const consumer = await ch.basicConsume(queue, { requeueOnError: false, onError: (e) => errors.push((e as Error).message) }, (m) => {
+      if (m.bodyText() === "acked") m.ack(); // settled before failing: warren must not reject it again (406)
+      throw new Error(`failed ${m.bodyText()}`);
+    });
+    await ch.basicPublish("", queue, "poison");
+    await ch.basicPublish("", queue, "acked");
+    expect(await waitFor(() => errors.length === 2, 5000)).toBe(true);
+    expect(await waitFor(async () => (await ch.queueDeclare(dlq, { passive: true })).messageCount === 1, 5000)).toBe(true);
+    const dead = await ch.basicGet(dlq, { noAck: true });
+    expect(dead?.bodyText()).toBe("poison");
+    expect(ch.closed).toBe(false);
+    await consumer.cancel();
   });
 
   it("onError sees callback failures for messages that were waiting before basicConsume resolved", async () => {

@@ -10,7 +10,9 @@ const broker = useConnections();
 
 describe("reading pauses for a consumer that falls behind", () => {
   it("a noAck consumer's buffer stays bounded while its loop is idle, and nothing is lost", async () => {
-    const { ch } = await broker.channel();
+    const { conn, ch } = await broker.channel();
+    const paused: boolean[] = [];
+    conn.on("readPaused", (p) => paused.push(p));
     const { queue } = await ch.queueDeclare("", { exclusive: true });
     const total = 20_000;
     await ch.confirmSelect();
@@ -23,11 +25,14 @@ describe("reading pauses for a consumer that falls behind", () => {
     await sleep(500);
     const peak = consumer.buffered;
     expect(peak).toBeLessThan(total / 2); // paused at 4096, plus what one read already held
+    expect(paused).toEqual([true]); // and said so
 
     let received = 0;
     for await (const _ of consumer) {
       if (++received === total) break;
     }
     expect(received).toBe(total);
+    expect(paused[0]).toBe(true);
+    expect(paused.at(-1)).toBe(false); // reading resumed as the loop caught up
   });
 });

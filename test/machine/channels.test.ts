@@ -28,7 +28,7 @@ describe("channel ids", () => {
   it("go up to the negotiated channel_max, then openChannel throws CHANNEL_LIMIT and changes nothing", () => {
     const broker = connected({}, { channelMax: 3 });
     expect([broker.openChannel(), broker.openChannel(), broker.openChannel()]).toEqual([1, 2, 3]);
-    expect(() => broker.machine.openChannel()).toThrow(expect.objectContaining({ name: "UsageError", code: "CHANNEL_LIMIT" }));
+    expect(() => broker.machine.openChannel()).toThrow(expect.objectContaining({ name: "CommandError", code: "CHANNEL_LIMIT" }));
     broker.expectNothingSent();
     broker.expectNoEvent();
   });
@@ -166,7 +166,7 @@ describe("channel.close from the broker", () => {
       [inFlight, queued1, queued2].sort(),
     );
     for (const e of events) if (e.type === "requestFailed") expect(e.reason).toEqual(why);
-    expect(events.at(-1)).toEqual({ type: "channelClosed", channel: ch, reason: why });
+    expect(events.at(-1)).toEqual({ type: "channelClosed", channel: ch, reason: why, scope: "channel" });
     expect(broker.machine.isChannelOpen(ch)).toBe(false);
   });
 
@@ -222,7 +222,7 @@ describe("closeChannel from the client", () => {
     const closeId = broker.machine.closeChannel(ch);
     expect(broker.expectMethod("channel.close", { channel: ch })).toMatchObject({ replyCode: 200, replyText: "Goodbye" });
     const early = broker.takeEvents();
-    expect(early).toEqual([{ type: "requestFailed", channel: ch, requestId: queued, reason: expect.objectContaining({ initiator: "client", replyCode: 200 }) }]);
+    expect(early).toEqual([{ type: "requestFailed", channel: ch, requestId: queued, reason: expect.objectContaining({ initiator: "client", replyCode: 200 }), scope: "channel" }]);
     expect(broker.machine.isChannelOpen(ch)).toBe(false);
 
     broker.reply(ch, method("queue.declare-ok", { queue: "q" })); // crossed the close: dropped

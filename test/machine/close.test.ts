@@ -3,7 +3,8 @@
  * close settles, and the other connection-level methods: blocked/unblocked and update-secret.
  */
 import { describe, expect, it } from "vitest";
-import { connected, FakeBroker, method, utf8 } from "../support/fake-broker.ts";
+import { concat } from "../support/bytes.ts";
+import { connected, FakeBroker, method, methodFrame, utf8 } from "../support/fake-broker.ts";
 
 describe("client close", () => {
   it("sends connection.close (200) and reports connectionClosed only when close-ok arrives", () => {
@@ -207,5 +208,52 @@ describe("connection.update-secret", () => {
   it("is refused before the handshake is done", () => {
     const broker = new FakeBroker();
     expect(() => broker.machine.updateSecret(utf8("t"), "r")).toThrow(expect.objectContaining({ code: "NOT_OPEN" }));
+  });
+});
+
+describe("close events carry their scope", () => {
+  it("channel.close 404 then connection.close 320 in ONE read: the channel's request says channel/404, the others connection/320", () => {
+    const broker = connected();
+    const one = broker.openChannel();
+    const two = broker.openChannel();
+    broker.confirmSelect(two);
+    const declare = broker.machine.call(one, method("queue.declare", { queue: "missing", passive: true }));
+    const other = broker.machine.call(two, method("queue.declare", { queue: "q" }));
+    const seq = broker.machine.publish(two, "", "q", utf8("x")); // queued behind the declare on two
+    broker.takeFrames();
+    broker.sendBytes(
+      concat([
+        methodFrame(one, method("channel.close", { replyCode: 404, replyText: "NOT_FOUND - no queue 'missing'", failingClassId: 50, failingMethodId: 10 })),
+        methodFrame(0, method("connection.close", { replyCode: 320, replyText: "CONNECTION_FORCED - shutdown" })),
+      ]),
+    );
+    const events = broker.takeEvents();
+    const failed = (id: number) => events.find((e) => e.type === "requestFailed" && e.requestId === id);
+    expect(failed(declare)).toMatchObject({ channel: one, scope: "channel", reason: { initiator: "broker", replyCode: 404 } });
+    expect(failed(other)).toMatchObject({ channel: two, scope: "connection", reason: { initiator: "broker", replyCode: 320 } });
+    expect(events.find((e) => e.type === "publishFailed")).toMatchObject({ channel: two, seq, scope: "connection", reason: { replyCode: 320 } });
+    const closed = events.filter((e) => e.type === "channelClosed");
+    expect(closed).toEqual([
+      expect.objectContaining({ channel: one, scope: "channel", reason: expect.objectContaining({ replyCode: 404 }) }),
+      expect.objectContaining({ channel: two, scope: "connection", reason: expect.objectContaining({ replyCode: 320 }) }),
+    ]);
+    expect(events.at(-1)).toMatchObject({ type: "connectionClosed", reason: { replyCode: 320 } });
+  });
+
+  it("a client closeChannel fails the queued requests with scope channel; a transport end fails the rest with scope connection", () => {
+    const broker = connected();
+    const ch = broker.openChannel();
+    const inFlight = broker.machine.call(ch, method("queue.declare", { queue: "a" }));
+    const queued = broker.machine.call(ch, method("queue.declare", { queue: "b" }));
+    broker.machine.closeChannel(ch);
+    expect(broker.takeEvents()).toEqual([expect.objectContaining({ type: "requestFailed", requestId: queued, scope: "channel" })]);
+    const secret = broker.machine.updateSecret(utf8("token"), "refresh");
+    broker.end();
+    const events = broker.takeEvents();
+    expect(events.filter((e) => e.type === "requestFailed").map((e) => e.type === "requestFailed" && [e.requestId, e.scope])).toEqual([
+      [inFlight, "connection"],
+      [expect.any(Number), "connection"], // the channel.close request
+      [secret, "connection"],
+    ]);
   });
 });

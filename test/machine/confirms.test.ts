@@ -55,11 +55,11 @@ describe("sequence numbers", () => {
     expect(broker.takeMethodNames()).toEqual([`basic.publish@${ch}`, `basic.publish@${ch}`]);
   });
 
-  it("confirm.select sent with nowait turns confirm mode on too", () => {
+  it("confirm.select sent with noWait turns confirm mode on too", () => {
     const broker = connected();
     const ch = broker.openChannel();
-    broker.machine.send(ch, method("confirm.select", { nowait: true }));
-    expect(broker.expectMethod("confirm.select", { channel: ch }).nowait).toBe(true);
+    broker.machine.send(ch, method("confirm.select", { noWait: true }));
+    expect(broker.expectMethod("confirm.select", { channel: ch }).noWait).toBe(true);
     expect(broker.machine.publish(ch, "", "q", utf8("a"))).toBe(1);
   });
 });

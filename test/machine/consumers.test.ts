@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Method } from "../../src/codec/amqp/methods.generated.ts";
-import { connected, method, utf8 } from "../support/fake-broker.ts";
+import { concat } from "../support/bytes.ts";
+import { connected, contentFrames, method, methodFrame, utf8 } from "../support/fake-broker.ts";
 
 describe("basic.consume", () => {
   it("consume-ok settles the request with the consumer tag the broker chose; deliveries for it follow", () => {
@@ -57,6 +58,7 @@ describe("deliveries", () => {
   it("a delivery tag just past 2^53 stays exact", () => {
     const broker = connected();
     const ch = broker.openChannel();
+    broker.consume(ch, "q", "c1");
     broker.deliver(ch, "c1", 2n ** 53n + 1n, utf8("x"));
     expect(broker.expectEvent("delivery").deliveryTag).toBe(2n ** 53n + 1n);
   });
@@ -202,5 +204,88 @@ describe("requests with no-wait round-trip through send", () => {
     broker.machine.call(ch, method("basic.qos"));
     broker.expectMethod("basic.qos", { channel: ch });
     broker.expectNoEvent();
+  });
+});
+
+describe("deliveries for a consumer tag the channel does not have", () => {
+  it("a tag never consumed: the machine answers basic.reject (requeue) itself and emits no delivery", () => {
+    const broker = connected();
+    const ch = broker.openChannel();
+    broker.deliver(ch, "stranger", 9, utf8("x"));
+    expect(broker.expectMethod("basic.reject", { channel: ch })).toMatchObject({ deliveryTag: 9, requeue: true });
+    broker.expectNoEvent();
+    expect(broker.machine.isOpen).toBe(true);
+  });
+
+  it("after basic.cancel-ok the tag is unknown: its late deliveries are rejected with requeue", () => {
+    const broker = connected();
+    const ch = broker.openChannel();
+    broker.consume(ch, "q", "c1");
+    broker.machine.call(ch, method("basic.cancel", { consumerTag: "c1" }));
+    broker.expectMethod("basic.cancel");
+    broker.deliver(ch, "c1", 1, utf8("before cancel-ok")); // still ours: delivered
+    expect(broker.expectEvent("delivery").deliveryTag).toBe(1);
+    broker.reply(ch, method("basic.cancel-ok", { consumerTag: "c1" }));
+    broker.expectEvent("reply");
+    broker.deliver(ch, "c1", 2, utf8("after cancel-ok"));
+    expect(broker.expectMethod("basic.reject", { channel: ch })).toMatchObject({ deliveryTag: 2, requeue: true });
+    broker.expectNoEvent();
+  });
+
+  it("after the broker's basic.cancel the tag is unknown too", () => {
+    const broker = connected();
+    const ch = broker.openChannel();
+    broker.consume(ch, "q", "c1");
+    broker.send(ch, method("basic.cancel", { consumerTag: "c1", noWait: true }));
+    broker.expectEvent("consumerCancelled");
+    broker.deliver(ch, "c1", 4, utf8("late"));
+    expect(broker.expectMethod("basic.reject", { channel: ch })).toMatchObject({ deliveryTag: 4, requeue: true });
+    broker.expectNoEvent();
+  });
+
+  it("a tag cancelled with no-wait: an ack-mode consumer's in-flight deliveries are rejected with requeue", () => {
+    const broker = connected();
+    const ch = broker.openChannel();
+    broker.consume(ch, "q", "c1");
+    broker.machine.send(ch, method("basic.cancel", { consumerTag: "c1", noWait: true }));
+    broker.expectMethod("basic.cancel");
+    broker.deliver(ch, "c1", 5, utf8("in flight"));
+    expect(broker.expectMethod("basic.reject", { channel: ch })).toMatchObject({ deliveryTag: 5, requeue: true });
+    broker.expectNoEvent();
+  });
+
+  it("a tag cancelled with no-wait: a no-ack consumer's in-flight deliveries are dropped (the broker already forgot them)", () => {
+    const broker = connected();
+    const ch = broker.openChannel();
+    const id = broker.machine.call(ch, method("basic.consume", { queue: "q", consumerTag: "", noAck: true }));
+    broker.expectMethod("basic.consume");
+    broker.reply(ch, method("basic.consume-ok", { consumerTag: "amq.ctag-1" })); // the tag the broker chose
+    expect(broker.expectEvent("reply").requestId).toBe(id);
+    broker.machine.send(ch, method("basic.cancel", { consumerTag: "amq.ctag-1", noWait: true }));
+    broker.expectMethod("basic.cancel");
+    broker.deliver(ch, "amq.ctag-1", 6, utf8("in flight"));
+    broker.expectNothingSent();
+    broker.expectNoEvent();
+  });
+
+  it("a consumer started with no-wait is known at once", () => {
+    const broker = connected();
+    const ch = broker.openChannel();
+    broker.machine.send(ch, method("basic.consume", { queue: "q", consumerTag: "mine", noWait: true }));
+    broker.expectMethod("basic.consume");
+    broker.deliver(ch, "mine", 1, utf8("x"));
+    expect(broker.expectEvent("delivery").consumerTag).toBe("mine");
+  });
+
+  it("an unknown-tag delivery followed by connection.close in the same read: no throw, the reject is written, the close settles all", () => {
+    const broker = connected();
+    const ch = broker.openChannel();
+    const bytes = concat([
+      contentFrames(ch, method("basic.deliver", { consumerTag: "stranger", deliveryTag: 1, exchange: "", routingKey: "q" }), utf8("x"), {}, 131072),
+      methodFrame(0, method("connection.close", { replyCode: 320, replyText: "CONNECTION_FORCED" })),
+    ]);
+    expect(() => broker.sendBytes(bytes)).not.toThrow();
+    expect(broker.takeMethodNames()).toEqual([`basic.reject@${ch}`, "connection.close-ok@0"]);
+    expect(broker.takeEvents().map((e) => e.type)).toEqual(["channelClosed", "connectionClosed"]);
   });
 });

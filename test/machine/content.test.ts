@@ -7,7 +7,8 @@ import { describe, expect, it } from "vitest";
 import { FrameDecoder } from "../../src/codec/amqp/frame-decoder.ts";
 import type { Frame } from "../../src/codec/amqp/frames.ts";
 import type { BasicProperties } from "../../src/codec/amqp/properties.ts";
-import { bodyFrame, connected, contentFrames, headerFrame, method, methodFrame, utf8 } from "../support/fake-broker.ts";
+import { resolveOptions } from "../../src/machine/options.ts";
+import { bodyFrame, connected, contentFrames, type FakeBroker, headerFrame, method, methodFrame, utf8 } from "../support/fake-broker.ts";
 
 function filled(n: number, seed = 1): Uint8Array {
   const b = new Uint8Array(n);
@@ -36,6 +37,12 @@ function expectNoInterleaving(frames: readonly Frame[]): number {
     expect(left).toBe(0);
   }
   return messages;
+}
+
+/** Starts consumers with these tags on `ch` (a delivery for a tag the channel does not have is not emitted). */
+function consuming(broker: FakeBroker, ch: number, ...tags: string[]): number {
+  for (const tag of tags) broker.consume(ch, "q", tag);
+  return ch;
 }
 
 const PROPS: BasicProperties = { contentType: "application/json", deliveryMode: 2, headers: { "x-trace": "abc" }, messageId: "m-1", priority: 3 };
@@ -121,7 +128,7 @@ describe.each([
   it("a delivery split over several body frames is reassembled into one message with its properties", () => {
     const broker = connected({}, { frameMax: 4096 });
     broker.chunking = chunking;
-    const ch = broker.openChannel();
+    const ch = consuming(broker, broker.openChannel(), "ctag");
     const body = filled(10_000, 3);
     broker.deliver(ch, "ctag", 1, body, PROPS, { redelivered: true, exchange: "ex", routingKey: "rk" });
     const d = broker.expectEvent("delivery");
@@ -134,7 +141,7 @@ describe.each([
   it("body frames of uneven sizes, including an empty one, are joined in order", () => {
     const broker = connected();
     broker.chunking = chunking;
-    const ch = broker.openChannel();
+    const ch = consuming(broker, broker.openChannel(), "c");
     const body = filled(5_000, 9);
     broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: "c", deliveryTag: 2 })));
     broker.sendBytes(headerFrame(ch, body.length, { contentType: "text/plain" }));
@@ -152,7 +159,7 @@ describe.each([
   it("a zero-length body is delivered at the header, with no body frame", () => {
     const broker = connected();
     broker.chunking = chunking;
-    const ch = broker.openChannel();
+    const ch = consuming(broker, broker.openChannel(), "ctag");
     broker.deliver(ch, "ctag", 5, new Uint8Array(0), { type: "ping" });
     const d = broker.expectEvent("delivery");
     expect(d.message.body.length).toBe(0);
@@ -199,8 +206,8 @@ describe.each([
   it("content on one channel does not disturb content on another", () => {
     const broker = connected();
     broker.chunking = chunking;
-    const one = broker.openChannel();
-    const two = broker.openChannel();
+    const one = consuming(broker, broker.openChannel(), "a");
+    const two = consuming(broker, broker.openChannel(), "b");
     // two messages whose frames alternate between channels: legal, frames of one channel stay in order
     broker.sendBytes(methodFrame(one, method("basic.deliver", { consumerTag: "a", deliveryTag: 1 })));
     broker.sendBytes(methodFrame(two, method("basic.deliver", { consumerTag: "b", deliveryTag: 1 })));
@@ -220,15 +227,15 @@ describe.each([
 describe("maxBodySize", () => {
   it("a message of exactly maxBodySize is accepted", () => {
     const broker = connected({ maxBodySize: 1000 });
-    const ch = broker.openChannel();
+    const ch = consuming(broker, broker.openChannel(), "c");
     broker.deliver(ch, "c", 1, filled(1000));
     expect(broker.expectEvent("delivery").message.body.length).toBe(1000);
   });
 
   it("a larger body closes the channel with 311, is not delivered, and its frames are then ignored", () => {
     const broker = connected({ maxBodySize: 1000 }, { frameMax: 4096 });
-    const ch = broker.openChannel();
-    const other = broker.openChannel();
+    const ch = consuming(broker, broker.openChannel(), "c");
+    const other = consuming(broker, broker.openChannel(), "c2");
     broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: "c", deliveryTag: 1 })));
     broker.sendBytes(headerFrame(ch, 5000));
     const close = broker.expectMethod("channel.close", { channel: ch });
@@ -251,7 +258,7 @@ describe("maxBodySize", () => {
 
   it("is refused at the header, whatever size it claims: nothing is allocated for it", () => {
     const broker = connected();
-    const ch = broker.openChannel();
+    const ch = consuming(broker, broker.openChannel(), "c");
     broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: "c", deliveryTag: 1 })));
     expect(() => broker.sendBytes(headerFrame(ch, 2 ** 50))).not.toThrow(); // allocating this would throw RangeError
     expect(() => broker.sendBytes(bodyFrame(ch, filled(100)))).not.toThrow();
@@ -261,7 +268,7 @@ describe("maxBodySize", () => {
 
   it("a body size beyond 2^53 (a bigint) is refused the same way", () => {
     const broker = connected();
-    const ch = broker.openChannel();
+    const ch = consuming(broker, broker.openChannel(), "c");
     broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: "c", deliveryTag: 1 })));
     broker.sendBytes(headerFrame(ch, 2n ** 64n - 1n));
     broker.sendBytes(bodyFrame(ch, filled(10)));
@@ -295,5 +302,63 @@ describe("maxBodySize", () => {
     broker.expectNoEvent();
     broker.reply(ch, method("channel.close-ok"));
     expect(broker.takeEvents().map((e) => e.type)).toEqual(["reply", "channelClosed"]);
+  });
+});
+
+describe("allocate what has arrived, not what a header announces (issue 8, defect 13)", () => {
+  it("16 channels each announcing a 128 MiB body (header + a first body byte) allocate next to nothing", () => {
+    const broker = connected();
+    const channels = Array.from({ length: 16 }, () => consuming(broker, broker.openChannel(), "c"));
+    const before = process.memoryUsage().arrayBuffers;
+    for (const ch of channels) {
+      broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: "c", deliveryTag: 1 })));
+      broker.sendBytes(headerFrame(ch, 128 * 1024 * 1024));
+      broker.sendBytes(bodyFrame(ch, filled(1)));
+    }
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(grown).toBeLessThan(4 * 1024 * 1024); // was 2 GiB
+    expect(broker.machine.isOpen).toBe(true);
+    broker.expectNoEvent();
+  });
+
+  it("with maxBodySize raised to 2^40, a header announcing 2^40 bytes does not throw from handleInput", () => {
+    const broker = connected({ maxBodySize: 2 ** 40 }, { frameMax: 4096 });
+    const ch = consuming(broker, broker.openChannel(), "c");
+    expect(() => {
+      broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: "c", deliveryTag: 1 })));
+      broker.sendBytes(headerFrame(ch, 2 ** 40));
+      broker.sendBytes(bodyFrame(ch, filled(4088)));
+    }).not.toThrow();
+    expect(broker.machine.isOpen).toBe(true);
+  });
+
+  it("a body in many frames grows as it arrives and is delivered whole", () => {
+    const broker = connected({}, { frameMax: 4096 });
+    const ch = consuming(broker, broker.openChannel(), "c");
+    const body = filled(300_000, 5);
+    broker.deliver(ch, "c", 1, body);
+    expect(broker.expectEvent("delivery").message.body).toEqual(body);
+  });
+
+  it("past maxPartialContent across channels the connection is closed with 506 and a clear reason, not a RangeError", () => {
+    const broker = connected({ maxBodySize: 1_000_000, maxPartialContent: 100_000 }, { frameMax: 8192 });
+    const one = consuming(broker, broker.openChannel(), "a");
+    const two = consuming(broker, broker.openChannel(), "b");
+    for (const [ch, tag] of [[one, "a"], [two, "b"]] as const) {
+      broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: tag, deliveryTag: 1 })));
+      broker.sendBytes(headerFrame(ch, 900_000));
+      broker.sendBytes(bodyFrame(ch, filled(8000)));
+    }
+    const close = broker.expectMethod("connection.close", { channel: 0 });
+    expect(close.replyCode).toBe(506);
+    expect(close.replyText).toMatch(/maxPartialContent/);
+    broker.sendBytes(bodyFrame(one, filled(8000))); // ignored while closing
+    broker.send(0, method("connection.close-ok"));
+    expect(broker.takeEvents().at(-1)).toMatchObject({ type: "connectionClosed", reason: { initiator: "protocol", replyCode: 506 } });
+  });
+
+  it("maxPartialContent defaults to the larger of 256 MiB and maxBodySize", () => {
+    expect(resolveOptions({}).maxPartialContent).toBe(256 * 1024 * 1024);
+    expect(resolveOptions({ maxBodySize: 2 ** 30 }).maxPartialContent).toBe(2 ** 30);
   });
 });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { PROTOCOL_HEADER } from "../../src/codec/amqp/frames.ts";
-import { ConnectionMachine, UsageError, WARREN_VERSION } from "../../src/machine/index.ts";
+import { ConnectionMachine, CommandError, WARREN_VERSION } from "../../src/machine/index.ts";
 import { decodeAmqplain, FakeBroker, method, rabbitServerProperties, utf8 } from "../support/fake-broker.ts";
 
 function start(mechanisms: string) {
@@ -147,27 +147,31 @@ describe("connection.tune negotiation", () => {
     expect(tuneOk(new FakeBroker(), { channelMax: 0, frameMax: 0, heartbeat: 0 }).frameMax).toBe(131072);
   });
 
-  it("never asks a frame_max below 8192, even if the option says less", () => {
-    expect(tuneOk(new FakeBroker({ frameMax: 4096 }), { channelMax: 0, frameMax: 131072, heartbeat: 0 }).frameMax).toBe(8192);
-    expect(tuneOk(new FakeBroker({ frameMax: 0 }), { channelMax: 0, frameMax: 0, heartbeat: 0 }).frameMax).toBe(8192);
+  it("a frameMax option below 8192 (0 included) is refused with CommandError INVALID_ARGUMENT, not silently raised", () => {
+    for (const frameMax of [0, 4096, 8191]) {
+      expect(() => new FakeBroker({ frameMax })).toThrow(expect.objectContaining({ name: "CommandError", code: "INVALID_ARGUMENT", message: expect.stringMatching(/frameMax must be from 8192 to 4294967295/) }));
+    }
+    expect(tuneOk(new FakeBroker({ frameMax: 8192 }), { channelMax: 0, frameMax: 131072, heartbeat: 0 }).frameMax).toBe(8192);
   });
 
   it("accepts a broker frame_max between the spec minimum 4096 and 8192", () => {
     expect(tuneOk(new FakeBroker(), { channelMax: 0, frameMax: 4096, heartbeat: 0 }).frameMax).toBe(4096);
   });
 
-  it("refuses a broker frame_max below 4096 with connection.close 530", () => {
+  it("refuses a broker frame_max below 4096 at once: connection.close 503, then connectionClosed as a handshake failure (replyCode 0)", () => {
     const broker = new FakeBroker();
     startOk(broker);
     broker.send(0, method("connection.tune", { channelMax: 0, frameMax: 4095, heartbeat: 0 }));
     const close = broker.expectMethod("connection.close", { channel: 0 });
-    expect(close.replyCode).toBe(530);
+    expect(close.replyCode).toBe(503);
     expect(close.replyText).toMatch(/frame_max 4095/);
     expect([close.failingClassId, close.failingMethodId]).toEqual([10, 30]);
     broker.expectNothingSent(); // no tune-ok, no open
-    broker.send(0, method("connection.close-ok"));
+    // no waiting for close-ok (and no 530 that reads like a vhost permission problem)
     const closed = broker.expectEvent("connectionClosed");
-    expect(closed.reason).toMatchObject({ initiator: "protocol", replyCode: 530 });
+    expect(closed.reason).toEqual({ initiator: "protocol", replyCode: 0, replyText: "broker offered frame_max 4095, below the protocol minimum 4096", classId: 10, methodId: 30 });
+    expect(broker.machine.isClosed).toBe(true);
+    expect(broker.machine.pollTimeout()).toBeUndefined();
   });
 
   it("channel_max: 0 means 65535, and the smaller side wins", () => {
@@ -224,7 +228,7 @@ describe("connection.open-ok", () => {
     tuneOk(broker, { channelMax: 0, frameMax: 0, heartbeat: 0 });
     expect(broker.machine.isOpen).toBe(false);
     broker.expectNoEvent();
-    expect(() => broker.machine.openChannel()).toThrow(UsageError);
+    expect(() => broker.machine.openChannel()).toThrow(CommandError);
     broker.send(0, method("connection.open-ok"));
     expect(broker.takeEvents().map((e) => e.type)).toEqual(["handshakeDone"]);
   });
@@ -349,9 +353,53 @@ describe("handshake failures", () => {
 });
 
 describe("options", () => {
-  it("out-of-range options throw UsageError INVALID_ARGUMENT", () => {
+  it("out-of-range options throw CommandError INVALID_ARGUMENT", () => {
     for (const bad of [{ heartbeat: -1 }, { channelMax: 70000 }, { frameMax: 1.5 }, { maxBodySize: -1 }, { closeTimeout: Number.NaN }]) {
-      expect(() => new ConnectionMachine(bad, 0)).toThrow(expect.objectContaining({ name: "UsageError", code: "INVALID_ARGUMENT" }));
+      expect(() => new ConnectionMachine(bad, 0)).toThrow(expect.objectContaining({ name: "CommandError", code: "INVALID_ARGUMENT" }));
     }
+  });
+
+  it("timeouts go up to 2^31-1 ms, the longest delay setTimeout honours (2^31 would fire at once)", () => {
+    for (const bad of [{ handshakeTimeout: 2 ** 31 }, { closeTimeout: 2 ** 31 }]) {
+      expect(() => new ConnectionMachine(bad, 0)).toThrow(expect.objectContaining({ name: "CommandError", code: "INVALID_ARGUMENT", message: expect.stringMatching(/2147483647/) }));
+    }
+    expect(() => new ConnectionMachine({ handshakeTimeout: 2 ** 31 - 1, closeTimeout: 2 ** 31 - 1 }, 0)).not.toThrow();
+  });
+});
+
+describe("the password does not linger (issue 8, defect 16)", () => {
+  const PASSWORD = "s3cret-Pa55word-xyzzy";
+
+  /** Whether `needle` occurs anywhere in `hay`. */
+  function contains(hay: Uint8Array, needle: Uint8Array): boolean {
+    outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+      for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+      return true;
+    }
+    return false;
+  }
+
+  /** Every byte buffer the machine's output path keeps: the writer's slab and any piece not yet handed out. */
+  function machineBuffers(m: unknown): Uint8Array[] {
+    const transmit = (m as { transmit: { out: { bytes: Uint8Array }; pieces: { bytes: Uint8Array }[] } }).transmit;
+    return [transmit.out.bytes, ...transmit.pieces.map((p) => new Uint8Array(p.bytes.buffer))];
+  }
+
+  it.each([["PLAIN"], ["AMQPLAIN"]])("%s: after the handshake the password's bytes are nowhere in the machine's output buffers", (mechanisms) => {
+    const broker = new FakeBroker({ username: "user", password: PASSWORD });
+    broker.handshake({ mechanisms, secure: utf8("challenge") }); // start-ok and secure-ok both carry it
+    const needle = utf8(PASSWORD);
+    // it did go out, to the caller, in buffers the caller owns
+    expect(broker.transmits.some((t) => contains(t, needle))).toBe(true);
+    for (const b of machineBuffers(broker.machine)) expect(contains(b, needle)).toBe(false);
+  });
+
+  it("the bytes handed out before and after the secret frame are intact (nothing the caller owns is zeroed)", () => {
+    const broker = new FakeBroker({ username: "user", password: PASSWORD });
+    const done = broker.handshake();
+    expect(done.type).toBe("handshakeDone");
+    const ch = broker.openChannel();
+    broker.machine.publish(ch, "", "q", utf8("after the handshake"));
+    expect(new TextDecoder().decode(broker.expectContent().body)).toBe("after the handshake");
   });
 });

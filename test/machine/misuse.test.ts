@@ -1,16 +1,16 @@
 /**
- * Caller misuse throws a UsageError synchronously and changes nothing: no bytes queued (not even half a
+ * Caller misuse throws a CommandError synchronously and changes nothing: no bytes queued (not even half a
  * frame), no event, no request id or publish sequence number used up, the channel as it was.
  */
 import { describe, expect, it } from "vitest";
 import type { Method } from "../../src/codec/amqp/methods.generated.ts";
-import { ConnectionMachine, UsageError, type UsageErrorCode } from "../../src/machine/index.ts";
+import { ConnectionMachine, CommandError, type CommandErrorCode } from "../../src/machine/index.ts";
 import { connected, type FakeBroker, FakeBroker as Broker, method, utf8 } from "../support/fake-broker.ts";
 
 const LONG = "q".repeat(300); // over the 255-byte short string limit
 
-/** `f` throws a UsageError with `code`, and the machine transmits nothing and reports nothing because of it. */
-function expectRefused(broker: FakeBroker, code: UsageErrorCode, f: () => unknown): UsageError {
+/** `f` throws a CommandError with `code`, and the machine transmits nothing and reports nothing because of it. */
+function expectRefused(broker: FakeBroker, code: CommandErrorCode, f: () => unknown): CommandError {
   broker.pump();
   const before = broker.machine.pendingTransmit;
   let error: unknown;
@@ -19,12 +19,12 @@ function expectRefused(broker: FakeBroker, code: UsageErrorCode, f: () => unknow
   } catch (e) {
     error = e;
   }
-  expect(error).toBeInstanceOf(UsageError);
-  expect(error).toMatchObject({ name: "UsageError", code });
+  expect(error).toBeInstanceOf(CommandError);
+  expect(error).toMatchObject({ name: "CommandError", code });
   expect(broker.machine.pendingTransmit).toBe(before);
   broker.expectNothingSent();
   broker.expectNoEvent();
-  return error as UsageError;
+  return error as CommandError;
 }
 
 /** Calls basic.qos and answers it; returns the request id (to see that misuse used none up). */
@@ -36,7 +36,7 @@ function qos(broker: FakeBroker, ch: number): number {
   return id;
 }
 
-describe("UsageError", () => {
+describe("CommandError", () => {
   it("is an Error with a stable name and code", () => {
     const m = new ConnectionMachine({}, 0);
     let caught: unknown;
@@ -46,7 +46,7 @@ describe("UsageError", () => {
       caught = e;
     }
     expect(caught).toBeInstanceOf(Error);
-    expect(caught).toMatchObject({ name: "UsageError", code: "NOT_OPEN" });
+    expect(caught).toMatchObject({ name: "CommandError", code: "NOT_OPEN" });
     expect((caught as Error).message).toMatch(/handshakeDone/);
   });
 });
@@ -114,7 +114,7 @@ describe("the wrong method for the command", () => {
     const ch = broker.openChannel();
     const e = expectRefused(broker, "INVALID_METHOD", () => broker.machine.call(ch, method("queue.declare", { queue: "q", noWait: true })));
     expect(e.message).toMatch(/no-wait/);
-    expectRefused(broker, "INVALID_METHOD", () => broker.machine.call(ch, method("confirm.select", { nowait: true })));
+    expectRefused(broker, "INVALID_METHOD", () => broker.machine.call(ch, method("confirm.select", { noWait: true })));
   });
 
   const NOT_SENDABLE: Method[] = [
@@ -242,11 +242,11 @@ describe("after the connection closed", () => {
     broker.expectNoEvent();
   });
 
-  it("closeChannel throws a UsageError too", () => {
+  it("closeChannel throws a CommandError too", () => {
     const broker = connected();
     const ch = broker.openChannel();
     broker.end();
     broker.takeEvents();
-    expect(() => broker.machine.closeChannel(ch)).toThrow(UsageError);
+    expect(() => broker.machine.closeChannel(ch)).toThrow(CommandError);
   });
 });

@@ -16,7 +16,7 @@
  * - connectionClosed is emitted exactly once, and last;
  * - nothing is transmitted on, and no event reported for, a channel after its channelClosed (until openChannel
  *   hands the id out again);
- * - broker input never makes the machine throw; commands throw only UsageError, and then change nothing;
+ * - broker input never makes the machine throw; commands throw only CommandError, and then change nothing;
  * - while the broker behaves (no garbage bytes), the machine never claims a protocol violation, replies
  *   answer the request they settle, confirms say what the broker said (ack or nack, returned or not), and
  *   every delivery arrives whole.
@@ -25,7 +25,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Frame } from "../../src/codec/amqp/frames.ts";
 import type { Method, MethodName } from "../../src/codec/amqp/methods.generated.ts";
-import { UsageError, type MachineEvent } from "../../src/machine/index.ts";
+import { CommandError, type MachineEvent } from "../../src/machine/index.ts";
 import { connected, FakeBroker, heartbeatFrame, Ledger, method, methodFrame, contentFrames, show, utf8 } from "../support/fake-broker.ts";
 
 const CHANNEL_MAX = 4;
@@ -257,15 +257,15 @@ class Run {
 
   // --- commands ----------------------------------------------------------------------------------------
 
-  /** Runs a command; a throw must be a UsageError that changed nothing. Returns undefined when it threw. */
+  /** Runs a command; a throw must be a CommandError that changed nothing. Returns undefined when it threw. */
   private command<T>(what: string, f: () => T, mustThrow = false): T | undefined {
     const before = this.broker.machine.pendingTransmit;
     let out: T;
     try {
       out = f();
     } catch (e) {
-      if (!(e instanceof UsageError)) {
-        this.problem(`${what} threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}, not a UsageError`);
+      if (!(e instanceof CommandError)) {
+        this.problem(`${what} threw ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}, not a CommandError`);
         return undefined;
       }
       if (this.broker.machine.pendingTransmit !== before) this.problem(`${what} threw ${e.code} but queued ${this.broker.machine.pendingTransmit - before} bytes`);
@@ -479,7 +479,9 @@ class Run {
         );
         if (c) {
           const body = new Uint8Array(s.size).fill(c.id);
-          expectDelivery = { channel: c.id, size: s.size, delivered: m.isOpen && !c.clientClosing && s.size <= MAX_BODY };
+          // A delivery for a tag the channel does not consume is rejected by the machine, never emitted.
+          const consumed = c.consumers.length > 0;
+          expectDelivery = { channel: c.id, size: s.size, delivered: m.isOpen && !c.clientClosing && s.size <= MAX_BODY && consumed };
           const deliver = method("basic.deliver", { consumerTag: c.consumers[0] ?? "none", deliveryTag: c.nextTag++, redelivered: false, exchange: "ex", routingKey: "a" });
           this.feed(contentFrames(c.id, deliver, body, {}, FRAME_MAX));
         }
@@ -580,7 +582,9 @@ describe("model: the checks bite", () => {
     { k: "publish", ch: 1, mandatory: false, key: 1 },
     { k: "call", ch: 2, what: "declare" },
     { k: "confirm", pick: 0, which: 0, multiple: false, nack: false },
-    { k: "deliver", pick: 1, size: 10 },
+    { k: "call", ch: 1, what: "consume" },
+    { k: "reply", pick: 0 },
+    { k: "deliver", pick: 0, size: 10 },
   ];
 
   it("the scenario itself is clean", () => {

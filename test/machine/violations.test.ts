@@ -120,6 +120,7 @@ describe("unexpected frames → 505", () => {
   it("a body frame without a header", () => {
     const broker = connected();
     const ch = broker.openChannel();
+    broker.consume(ch, "q", "c");
     broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: "c", deliveryTag: 1 })));
     broker.sendBytes(bodyFrame(ch, utf8("abc")));
     expectProtocolClose(broker, 505);
@@ -135,6 +136,7 @@ describe("unexpected frames → 505", () => {
   it("a second header for the same message", () => {
     const broker = connected();
     const ch = broker.openChannel();
+    broker.consume(ch, "q", "c");
     broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: "c", deliveryTag: 1 })));
     broker.sendBytes(headerFrame(ch, 3));
     broker.sendBytes(headerFrame(ch, 3));
@@ -144,6 +146,7 @@ describe("unexpected frames → 505", () => {
   it("a method while a message's content is still arriving", () => {
     const broker = connected();
     const ch = broker.openChannel();
+    broker.consume(ch, "q", "c");
     broker.sendBytes(methodFrame(ch, method("basic.deliver", { consumerTag: "c", deliveryTag: 1 })));
     broker.sendBytes(headerFrame(ch, 10));
     broker.sendBytes(bodyFrame(ch, utf8("abc")));

@@ -13,9 +13,11 @@ const src = (rel: string) =>
 const imports = (rel: string) => [...src(rel).matchAll(/from\s+["']([^"']+)["']/g)].map((m) => m[1]!);
 
 describe("layering of the WebSocket adapter and the relay", () => {
-  it("src/adapters/websocket.ts uses no Node API", () => {
-    expect(src("adapters/websocket.ts")).not.toMatch(/node:|\bBuffer\b|\bprocess\.|\brequire\(/);
-    for (const m of imports("adapters/websocket.ts")) expect(m).toMatch(/^\.\.\/client\//);
+  it("src/adapters/websocket.ts, and the adapter helpers it shares, use no Node API", () => {
+    for (const f of ["websocket.ts", "attempt.ts", "common.ts"]) {
+      expect(src(`adapters/${f}`)).not.toMatch(/node:|\bBuffer\b|\bprocess\.|\brequire\(/);
+      for (const m of imports(`adapters/${f}`)) expect(m, `${f} imports ${m}`).toMatch(/^(\.\.\/client\/|\.\/(attempt|common)\.ts$)/);
+    }
   });
 
   it("src/relay/ws-frame.ts is built on warren/codec alone", () => {

@@ -40,7 +40,7 @@ export function fieldValue(depth = 3): fc.Arbitrary<FieldValue> {
     fc.boolean(),
     fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
     i64Value,
-    fc.double(),
+    fc.double({ noNaN: true, noDefaultInfinity: true }), // plain NaN/±Infinity are refused (RabbitMQ cannot parse them)
     fc.string({ maxLength: 30 }).filter((s) => !/[\ud800-\udfff]/.test(s)),
     fc.uint8Array({ maxLength: 20 }),
     fc.integer({ min: 0, max: 2 ** 33 }).map((s) => new Date(s * 1000)),
@@ -71,7 +71,7 @@ export const basicProperties: fc.Arbitrary<BasicProperties> = fc.record(
     contentType: shortStr(),
     contentEncoding: shortStr(),
     headers: fieldTable(2),
-    deliveryMode: fc.integer({ min: 0, max: 255 }),
+    deliveryMode: fc.constantFrom(1, 2),
     priority: fc.integer({ min: 0, max: 255 }),
     correlationId: shortStr(),
     replyTo: shortStr(),

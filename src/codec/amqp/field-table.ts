@@ -9,8 +9,14 @@
  *
  * Decoding maps each to a plain JavaScript value (integers to `number`, int64 beyond 2^53 to `bigint`, `S` to
  * a string when it is valid UTF-8 and to bytes otherwise, `T` to a Date, `D` to a {@link Decimal}, `V` to
- * null). Encoding picks the natural code for a plain value (see {@link encodeFieldValue}); a
- * {@link TypedField} forces a specific one, so any table the broker sends can be written back as it came.
+ * null, a NaN or ±Infinity `f`/`d` to a {@link TypedField} of its code). Encoding picks the natural code for
+ * a plain value (see {@link encodeFieldValue}); a {@link TypedField} forces a specific one, so any table the
+ * broker sends can be written back as it came.
+ *
+ * A plain number that is NaN or ±Infinity is refused with an EncodeError naming its key path: RabbitMQ
+ * (3.10 at least) cannot parse a non-finite double and resets the connection, so the user would see only
+ * ECONNRESET. `field.double(NaN)` still writes one, for brokers that can. Any encode error inside a table
+ * names the path of the entry that failed (`"x-args.retries[2]"`).
  *
  * Tables decode into objects without Object.prototype behind them, so a key such as `__proto__` stays an
  * ordinary key. Nesting is capped at {@link MAX_NESTING} levels both ways: a hostile table cannot exhaust the stack, and a cyclic
@@ -21,7 +27,7 @@ import { DecodeError, EncodeError } from "../errors.ts";
 import { f32, f64, i16, i32, i64, i8, type Int64, takeBytes, u16, u32, u64, u8 } from "../parsers.ts";
 import { shortStringInterned } from "../string-cache.ts";
 import { decodeUtf8 } from "../utf8.ts";
-import type { Writer } from "../writer.ts";
+import { Writer } from "../writer.ts";
 
 /** How deep tables and arrays may nest inside one another. */
 export const MAX_NESTING = 64;
@@ -173,6 +179,14 @@ function decodeArray(c: Cursor, depth: number): FieldValue[] {
   return out;
 }
 
+/**
+ * A non-finite float decodes as a TypedField: a plain NaN or ±Infinity would be refused when the table is
+ * encoded again (RabbitMQ cannot parse them), and a table that arrived must be writable back as it came.
+ */
+function finiteOr(type: "f" | "d", v: number): number | TypedField {
+  return v - v === 0 ? v : new TypedField(type, v);
+}
+
 /** Running out of bytes inside a length-delimited table is malformed data, not a need for more input. */
 function truncatedInside(e: unknown, what: string): unknown {
   if (e instanceof DecodeError) return e;
@@ -199,9 +213,9 @@ function decodeValue(c: Cursor, depth: number): FieldValue {
     case 0x6c: // l
       return i64(c);
     case 0x66: // f
-      return f32(c);
+      return finiteOr("f", f32(c));
     case 0x64: // d
-      return f64(c);
+      return finiteOr("d", f64(c));
     case 0x44: {
       // D: scale octet, then an unsigned 32-bit value
       const scale = u8(c);
@@ -243,17 +257,27 @@ function decodeValue(c: Cursor, depth: number): FieldValue {
 
 /**
  * Writes a field table with its 32-bit length (reserved first, patched after the entries). Keys whose value
- * is `undefined` are left out; `null` is written as void.
+ * is `undefined` are left out; `null` is written as void. A value that cannot be encoded is an EncodeError
+ * naming the entry's key path; `what` names the table in that message (e.g. `"basic properties: headers"`).
  * @example
  * const w = new Writer(); encodeFieldTable(w, { a: true }); w.finish(); // [0, 0, 0, 4, 1, 97, 116, 1]
+ * encodeFieldTable(w, { x: { y: NaN } }); // EncodeError: Cannot encode field table: "x.y" is NaN, which RabbitMQ cannot parse …
  */
-export function encodeFieldTable(w: Writer, t: FieldTable): void {
-  encodeTable(w, t, 0);
+export function encodeFieldTable(w: Writer, t: FieldTable, what = "field table"): void {
+  try {
+    encodeTable(w, t, 0);
+  } catch (e) {
+    throw named(e, what, findFailure(t, 0));
+  }
 }
 
 /** Writes a field array with its 32-bit length. */
-export function encodeFieldArray(w: Writer, a: readonly FieldValue[]): void {
-  encodeArray(w, a, 0);
+export function encodeFieldArray(w: Writer, a: readonly FieldValue[], what = "field array"): void {
+  try {
+    encodeArray(w, a, 0);
+  } catch (e) {
+    throw named(e, what, findFailure(a, 0));
+  }
 }
 
 function encodeTable(w: Writer, t: FieldTable, depth: number): void {
@@ -279,12 +303,98 @@ function encodeArray(w: Writer, a: readonly FieldValue[], depth: number): void {
 
 /**
  * Writes one type octet and value. The natural codes: boolean → t; integer in int32 → I; other safe integer
- * → l; other number → d; bigint → l; string → S; Uint8Array → x; Date → T (whole seconds); Decimal → D;
- * array → A; object → F; null/undefined → V. A {@link TypedField} writes the code it names.
+ * → l; other finite number → d; bigint → l; string → S; Uint8Array → x; Date → T (whole seconds); Decimal →
+ * D; array → A; object → F; null/undefined → V. A {@link TypedField} writes the code it names. NaN and
+ * ±Infinity are refused unless a TypedField asks for them (see the file comment).
  */
 export function encodeFieldValue(w: Writer, v: FieldValue): void {
-  encodeValue(w, v, 0);
+  try {
+    encodeValue(w, v, 0);
+  } catch (e) {
+    const inside = containerOf(v);
+    throw named(e, "field value", inside === undefined ? undefined : findFailure(inside, 1));
+  }
 }
+
+// Naming the entry that failed. The encoders above keep no path (that would cost every entry of every
+// table); once an encode has failed, findFailure encodes the same value again entry by entry into a scratch
+// writer and returns the path to the innermost entry that fails, with its error.
+
+/** What encodeValue throws for a plain NaN or ±Infinity; named() turns it into an EncodeError. */
+class NonFinite {
+  readonly value: number;
+  constructor(value: number) {
+    this.value = value;
+  }
+}
+
+interface Failure {
+  /** Keys and array indices, outermost first. */
+  readonly path: (string | number)[];
+  readonly error: NonFinite | EncodeError;
+}
+
+/** Made on the first failure; only failing encodes use it. */
+let scratch: Writer | undefined;
+
+/** The table, array or typed container an entry's value encodes as, if any, to look into for the failure. */
+function containerOf(v: FieldValue): FieldTable | readonly FieldValue[] | undefined {
+  if (v instanceof TypedField) {
+    return (v.type === "F" && isFieldTable(v.value)) || (v.type === "A" && Array.isArray(v.value)) ? (v.value as FieldTable) : undefined;
+  }
+  if (Array.isArray(v)) return v;
+  return isFieldTable(v) ? v : undefined;
+}
+
+/** The path to the innermost entry of `c` (a container at nesting `depth`) that fails to encode. */
+function findFailure(c: FieldTable | readonly FieldValue[], depth: number): Failure | undefined {
+  if (depth >= MAX_NESTING) return undefined; // the container itself is too deep: its entry is the answer
+  const w = (scratch ??= new Writer(256));
+  const array = Array.isArray(c);
+  const keys: (string | number)[] = array ? c.map((_, i) => i) : Object.keys(c);
+  for (const k of keys) {
+    const v = (c as Record<string | number, FieldValue>)[k];
+    if (!array && v === undefined) continue;
+    w.discard();
+    try {
+      if (typeof k === "string") w.shortString(k);
+    } catch (e) {
+      w.discard();
+      return e instanceof EncodeError ? { path: [k], error: e } : undefined;
+    }
+    try {
+      encodeValue(w, v, depth);
+    } catch (e) {
+      w.discard();
+      if (!(e instanceof NonFinite || e instanceof EncodeError)) return undefined;
+      const inside = containerOf(v);
+      const inner = inside === undefined ? undefined : findFailure(inside, depth + 1);
+      return inner ? { path: [k, ...inner.path], error: inner.error } : { path: [k], error: e };
+    }
+  }
+  w.discard();
+  return undefined;
+}
+
+/** Turns what an encode threw into the EncodeError the caller sees: `Cannot encode <what>: "<path>" …`. */
+function named(e: unknown, what: string, found: Failure | undefined): unknown {
+  if (!(e instanceof NonFinite || e instanceof EncodeError)) return e; // not ours (a throwing getter, say)
+  if (!found) {
+    if (e instanceof EncodeError) return e;
+    found = { path: [], error: e };
+  }
+  let path = "";
+  for (const k of found.path) path += typeof k === "number" ? `[${k}]` : path === "" ? k : `.${k}`;
+  const where = found.path.length ? JSON.stringify(path) : "the value";
+  const f = found.error;
+  if (f instanceof EncodeError) return new EncodeError(`Cannot encode ${what}: ${where}: ${f.message}`, { cause: f });
+  const v = String(f.value);
+  return new EncodeError(
+    `Cannot encode ${what}: ${where} is ${v}, which RabbitMQ cannot parse (it resets the connection); ` +
+      `field.double(${v}) sends it anyway, for brokers that can`,
+  );
+}
+
 
 function encodeValue(w: Writer, v: FieldValue, depth: number): void {
   switch (typeof v) {
@@ -305,6 +415,8 @@ function encodeValue(w: Writer, v: FieldValue, depth: number): void {
           w.f64(v);
         }
       } else {
+        // Only here, off the integer fast path: RabbitMQ cannot parse a non-finite double.
+        if (v !== v || v === Infinity || v === -Infinity) throw new NonFinite(v);
         w.u8(0x64);
         w.f64(v);
       }
@@ -338,6 +450,9 @@ function encodeValue(w: Writer, v: FieldValue, depth: number): void {
         encodeDecimal(w, v);
       } else if (v instanceof TypedField) {
         encodeTyped(w, v, depth);
+      } else if (v instanceof Map || v instanceof Set || ArrayBuffer.isView(v)) {
+        // Encoded as a table of its own keys, it would silently lose its content (a Map has none).
+        throw new EncodeError(`Cannot encode field value: a ${v.constructor.name} is not a field table (use a plain object)`);
       } else {
         w.u8(0x46);
         encodeTable(w, v as FieldTable, depth + 1);
@@ -346,6 +461,28 @@ function encodeValue(w: Writer, v: FieldValue, depth: number): void {
     default:
       throw new EncodeError(`Cannot encode field value of type ${typeof v}`);
   }
+}
+
+/**
+ * Whether `v` is an object a field table can be written from: not an array, a byte view, a Date, a Map or
+ * Set, a Decimal or a TypedField (each of which is a value of its own or would lose its content).
+ * @example isFieldTable({ a: 1 }); // true
+ * @example isFieldTable(new Map()); // false
+ */
+export function isFieldTable(v: unknown): v is FieldTable {
+  if (typeof v !== "object" || v === null) return false;
+  // The common cases first, at the cost of one prototype read: an object literal, or a decoded table.
+  const proto: unknown = Object.getPrototypeOf(v);
+  if (proto === Object.prototype || proto === TableObject.prototype || proto === null) return true;
+  return (
+    !Array.isArray(v) &&
+    !ArrayBuffer.isView(v) &&
+    !(v instanceof Date) &&
+    !(v instanceof Map) &&
+    !(v instanceof Set) &&
+    !(v instanceof Decimal) &&
+    !(v instanceof TypedField)
+  );
 }
 
 function encodeDecimal(w: Writer, d: Decimal): void {

@@ -13,7 +13,7 @@ import { Cursor } from "../cursor.ts";
 import { DecodeError, EncodeError, Incomplete } from "../errors.ts";
 import { type Int64, u16, u64 } from "../parsers.ts";
 import type { Writer } from "../writer.ts";
-import { type BasicProperties, decodeBasicProperties, encodeBasicProperties } from "./properties.ts";
+import { type BasicProperties, decodeBasicProperties, encodeBasicProperties, type PublishProperties } from "./properties.ts";
 import { decodeMethodPayload, encodeMethodPayload, type Method } from "./methods.generated.ts";
 
 export const FRAME_METHOD = 1;
@@ -104,7 +104,7 @@ function checkFrameMax(payloadSize: number, frameMax: number, what: string): voi
  * Writes a content header frame.
  * @example encodeHeaderFrame(w, 1, 60, 5, { contentType: "text/plain" });
  */
-export function encodeHeaderFrame(w: Writer, channel: number, classId: number, bodySize: Int64, properties: BasicProperties, frameMax = 0): void {
+export function encodeHeaderFrame(w: Writer, channel: number, classId: number, bodySize: Int64, properties: PublishProperties, frameMax = 0): void {
   w.ensure(64);
   w.u8(FRAME_HEADER);
   w.u16(channel);
@@ -144,7 +144,11 @@ export function encodeBodyFrames(w: Writer, channel: number, body: Uint8Array, f
  * written if it throws (e.g. properties too large for one frame of `frameMax`).
  * @example encodeContent(w, 1, publishMethod, { deliveryMode: 2 }, body, 131072);
  */
-export function encodeContent(w: Writer, channel: number, method: Method, properties: BasicProperties, body: Uint8Array, frameMax: number): void {
+export function encodeContent(w: Writer, channel: number, method: Method, properties: PublishProperties, body: Uint8Array, frameMax: number): void {
+  if (!(body instanceof Uint8Array)) {
+    // An untyped caller's object or string would otherwise fail deep inside ("Cannot convert undefined to a BigInt").
+    throw new EncodeError(`Cannot encode content: the body must be a Uint8Array, not ${body === null ? "null" : typeof body}`);
+  }
   const start = w.length;
   try {
     encodeMethodFrame(w, channel, method, frameMax);

@@ -3,7 +3,8 @@
 // The XML is the AMQP Working Group's 0-9-1 specification as extended by RabbitMQ, under the BSD license
 // reproduced in its header. Four RabbitMQ methods it lacks are added by the script: connection.blocked,
 // connection.unblocked, connection.update-secret and connection.update-secret-ok. The script also marks
-// basic.recover synchronous (answered by basic.recover-ok), which the XML omits.
+// basic.recover synchronous (answered by basic.recover-ok), which the XML omits, and names confirm.select's
+// `nowait` noWait like every other method's `no-wait`. Who sends a method comes from the XML's <chassis>.
 //
 // Per method: an interface discriminated by `name`, and straight-line encode/decode functions for its
 // arguments. Decoders build one object literal with every field in a fixed order, so V8 gives all values
@@ -638,7 +639,8 @@ export interface ConfirmSelect {
   readonly name: "confirm.select";
   readonly classId: 85;
   readonly methodId: 10;
-  readonly nowait: boolean;
+  /** The spec's `nowait`, named like every other method's `no-wait`. */
+  readonly noWait: boolean;
 }
 
 /** `confirm.select-ok` (class 85, method 11); a synchronous reply. */
@@ -789,6 +791,50 @@ export type MethodByName = {
   "confirm.select-ok": ConfirmSelectOk;
 };
 
+/**
+ * Each synchronous request and the method type(s) that may answer it, from the spec's <response> elements.
+ * @example type R = ResponseByName["basic.get"]; // BasicGetOk | BasicGetEmpty
+ */
+export type ResponseByName = {
+  "connection.start": ConnectionStartOk;
+  "connection.secure": ConnectionSecureOk;
+  "connection.tune": ConnectionTuneOk;
+  "connection.open": ConnectionOpenOk;
+  "connection.close": ConnectionCloseOk;
+  "connection.update-secret": ConnectionUpdateSecretOk;
+  "channel.open": ChannelOpenOk;
+  "channel.flow": ChannelFlowOk;
+  "channel.close": ChannelCloseOk;
+  "exchange.declare": ExchangeDeclareOk;
+  "exchange.delete": ExchangeDeleteOk;
+  "exchange.bind": ExchangeBindOk;
+  "exchange.unbind": ExchangeUnbindOk;
+  "queue.declare": QueueDeclareOk;
+  "queue.bind": QueueBindOk;
+  "queue.unbind": QueueUnbindOk;
+  "queue.purge": QueuePurgeOk;
+  "queue.delete": QueueDeleteOk;
+  "basic.qos": BasicQosOk;
+  "basic.consume": BasicConsumeOk;
+  "basic.cancel": BasicCancelOk;
+  "basic.get": BasicGetOk | BasicGetEmpty;
+  "basic.recover": BasicRecoverOk;
+  "tx.select": TxSelectOk;
+  "tx.commit": TxCommitOk;
+  "tx.rollback": TxRollbackOk;
+  "confirm.select": ConfirmSelectOk;
+};
+
+/** The dotted name of every method that waits for a reply, e.g. `"queue.declare"`. */
+export type RequestName = keyof ResponseByName;
+
+/**
+ * The reply type of a request, so a caller can type a reply without narrowing by name at run time;
+ * `never` for a method nothing answers.
+ * @example type R = ResponseOf<"queue.declare">; // QueueDeclareOk
+ */
+export type ResponseOf<N extends MethodName> = N extends RequestName ? ResponseByName[N] : never;
+
 /** A primitive AMQP argument type. */
 export type MethodFieldType =
   | "bit"
@@ -819,6 +865,10 @@ export interface MethodInfo {
   readonly synchronous: boolean;
   /** Followed by a content header and body frames. */
   readonly content: boolean;
+  /** The client may send it (the spec's server chassis implements it). */
+  readonly clientSends: boolean;
+  /** The server may send it (the spec's client chassis implements it). */
+  readonly serverSends: boolean;
   /** The methods that may answer this one. */
   readonly responses: readonly MethodName[];
   readonly fields: readonly MethodFieldInfo[];
@@ -835,6 +885,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 10,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: ["connection.start-ok"],
     fields: [
       { name: "versionMajor", type: "octet", reserved: false },
@@ -850,6 +902,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 11,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: [],
     fields: [
       { name: "clientProperties", type: "table", reserved: false },
@@ -864,6 +918,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 20,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: ["connection.secure-ok"],
     fields: [
       { name: "challenge", type: "longstr", reserved: false },
@@ -875,6 +931,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 21,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: [],
     fields: [
       { name: "response", type: "longstr", reserved: false },
@@ -886,6 +944,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 30,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: ["connection.tune-ok"],
     fields: [
       { name: "channelMax", type: "short", reserved: false },
@@ -899,6 +959,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 31,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: [],
     fields: [
       { name: "channelMax", type: "short", reserved: false },
@@ -912,6 +974,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 40,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["connection.open-ok"],
     fields: [
       { name: "virtualHost", type: "shortstr", reserved: false },
@@ -925,6 +989,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 41,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "reserved1", type: "shortstr", reserved: true },
@@ -936,6 +1002,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 50,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: ["connection.close-ok"],
     fields: [
       { name: "replyCode", type: "short", reserved: false },
@@ -950,6 +1018,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 51,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -959,6 +1029,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 60,
     synchronous: false,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "reason", type: "shortstr", reserved: false },
@@ -970,6 +1042,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 61,
     synchronous: false,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -979,6 +1053,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 70,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["connection.update-secret-ok"],
     fields: [
       { name: "newSecret", type: "longstr", reserved: false },
@@ -991,6 +1067,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 71,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1000,6 +1078,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 10,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["channel.open-ok"],
     fields: [
       { name: "reserved1", type: "shortstr", reserved: true },
@@ -1011,6 +1091,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 11,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "reserved1", type: "longstr", reserved: true },
@@ -1022,6 +1104,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 20,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: ["channel.flow-ok"],
     fields: [
       { name: "active", type: "bit", reserved: false },
@@ -1033,6 +1117,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 21,
     synchronous: false,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "active", type: "bit", reserved: false },
@@ -1044,6 +1130,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 40,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: ["channel.close-ok"],
     fields: [
       { name: "replyCode", type: "short", reserved: false },
@@ -1058,6 +1146,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 41,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1067,6 +1157,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 10,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["exchange.declare-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1086,6 +1178,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 11,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1095,6 +1189,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 20,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["exchange.delete-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1109,6 +1205,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 21,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1118,6 +1216,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 30,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["exchange.bind-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1134,6 +1234,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 31,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1143,6 +1245,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 40,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["exchange.unbind-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1159,6 +1263,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 51,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1168,6 +1274,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 10,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["queue.declare-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1186,6 +1294,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 11,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "queue", type: "shortstr", reserved: false },
@@ -1199,6 +1309,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 20,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["queue.bind-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1215,6 +1327,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 21,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1224,6 +1338,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 50,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["queue.unbind-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1239,6 +1355,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 51,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1248,6 +1366,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 30,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["queue.purge-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1261,6 +1381,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 31,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "messageCount", type: "long", reserved: false },
@@ -1272,6 +1394,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 40,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["queue.delete-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1287,6 +1411,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 41,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "messageCount", type: "long", reserved: false },
@@ -1298,6 +1424,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 10,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["basic.qos-ok"],
     fields: [
       { name: "prefetchSize", type: "long", reserved: false },
@@ -1311,6 +1439,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 11,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1320,6 +1450,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 20,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["basic.consume-ok"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1338,6 +1470,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 21,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "consumerTag", type: "shortstr", reserved: false },
@@ -1349,6 +1483,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 30,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: ["basic.cancel-ok"],
     fields: [
       { name: "consumerTag", type: "shortstr", reserved: false },
@@ -1361,6 +1497,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 31,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "consumerTag", type: "shortstr", reserved: false },
@@ -1372,6 +1510,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 40,
     synchronous: false,
     content: true,
+    clientSends: true,
+    serverSends: false,
     responses: [],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1387,6 +1527,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 50,
     synchronous: false,
     content: true,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "replyCode", type: "short", reserved: false },
@@ -1401,6 +1543,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 60,
     synchronous: false,
     content: true,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "consumerTag", type: "shortstr", reserved: false },
@@ -1416,6 +1560,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 70,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["basic.get-ok", "basic.get-empty"],
     fields: [
       { name: "reserved1", type: "short", reserved: true },
@@ -1429,6 +1575,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 71,
     synchronous: true,
     content: true,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "deliveryTag", type: "longlong", reserved: false },
@@ -1444,6 +1592,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 72,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "reserved1", type: "shortstr", reserved: true },
@@ -1455,6 +1605,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 80,
     synchronous: false,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "deliveryTag", type: "longlong", reserved: false },
@@ -1467,6 +1619,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 90,
     synchronous: false,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: [],
     fields: [
       { name: "deliveryTag", type: "longlong", reserved: false },
@@ -1479,6 +1633,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 100,
     synchronous: false,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: [],
     fields: [
       { name: "requeue", type: "bit", reserved: false },
@@ -1490,6 +1646,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 110,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["basic.recover-ok"],
     fields: [
       { name: "requeue", type: "bit", reserved: false },
@@ -1501,6 +1659,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 111,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1510,6 +1670,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 120,
     synchronous: false,
     content: false,
+    clientSends: true,
+    serverSends: true,
     responses: [],
     fields: [
       { name: "deliveryTag", type: "longlong", reserved: false },
@@ -1523,6 +1685,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 10,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["tx.select-ok"],
     fields: [],
   },
@@ -1532,6 +1696,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 11,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1541,6 +1707,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 20,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["tx.commit-ok"],
     fields: [],
   },
@@ -1550,6 +1718,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 21,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1559,6 +1729,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 30,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["tx.rollback-ok"],
     fields: [],
   },
@@ -1568,6 +1740,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 31,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1577,9 +1751,11 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 10,
     synchronous: true,
     content: false,
+    clientSends: true,
+    serverSends: false,
     responses: ["confirm.select-ok"],
     fields: [
-      { name: "nowait", type: "bit", reserved: false },
+      { name: "noWait", type: "bit", reserved: false },
     ],
   },
   {
@@ -1588,6 +1764,8 @@ export const METHODS: readonly MethodInfo[] = [
     methodId: 11,
     synchronous: true,
     content: false,
+    clientSends: false,
+    serverSends: true,
     responses: [],
     fields: [],
   },
@@ -1597,7 +1775,7 @@ export const METHODS: readonly MethodInfo[] = [
 export function encodeConnectionStart(w: Writer, m: ConnectionStart): void {
   w.u8(m.versionMajor);
   w.u8(m.versionMinor);
-  encodeFieldTable(w, m.serverProperties);
+  encodeFieldTable(w, m.serverProperties, "connection.start serverProperties");
   w.longBytes(m.mechanisms);
   w.longBytes(m.locales);
 }
@@ -1623,7 +1801,7 @@ export function decodeConnectionStart(c: Cursor): ConnectionStart {
 
 /** Writes the arguments of `connection.start-ok` (not its class and method ids). */
 export function encodeConnectionStartOk(w: Writer, m: ConnectionStartOk): void {
-  encodeFieldTable(w, m.clientProperties);
+  encodeFieldTable(w, m.clientProperties, "connection.start-ok clientProperties");
   w.shortString(m.mechanism);
   w.longBytes(m.response);
   w.shortString(m.locale);
@@ -1872,7 +2050,7 @@ export function encodeExchangeDeclare(w: Writer, m: ExchangeDeclare): void {
   w.shortString(m.type);
   // One octet of bits, least significant first: passive, durable, auto-delete, internal, no-wait.
   w.u8((m.passive ? 1 : 0) | (m.durable ? 2 : 0) | (m.autoDelete ? 4 : 0) | (m.internal ? 8 : 0) | (m.noWait ? 16 : 0));
-  encodeFieldTable(w, m.arguments);
+  encodeFieldTable(w, m.arguments, "exchange.declare arguments");
 }
 
 /** Reads the arguments of `exchange.declare` (after its class and method ids). */
@@ -1950,7 +2128,7 @@ export function encodeExchangeBind(w: Writer, m: ExchangeBind): void {
   w.shortString(m.routingKey);
   // One octet of bits, least significant first: no-wait.
   w.u8(m.noWait ? 1 : 0);
-  encodeFieldTable(w, m.arguments);
+  encodeFieldTable(w, m.arguments, "exchange.bind arguments");
 }
 
 /** Reads the arguments of `exchange.bind` (after its class and method ids). */
@@ -1992,7 +2170,7 @@ export function encodeExchangeUnbind(w: Writer, m: ExchangeUnbind): void {
   w.shortString(m.routingKey);
   // One octet of bits, least significant first: no-wait.
   w.u8(m.noWait ? 1 : 0);
-  encodeFieldTable(w, m.arguments);
+  encodeFieldTable(w, m.arguments, "exchange.unbind arguments");
 }
 
 /** Reads the arguments of `exchange.unbind` (after its class and method ids). */
@@ -2038,7 +2216,7 @@ export function encodeQueueDeclare(w: Writer, m: QueueDeclare): void {
     (m.autoDelete ? 8 : 0) |
     (m.noWait ? 16 : 0)
   );
-  encodeFieldTable(w, m.arguments);
+  encodeFieldTable(w, m.arguments, "queue.declare arguments");
 }
 
 /** Reads the arguments of `queue.declare` (after its class and method ids). */
@@ -2084,7 +2262,7 @@ export function encodeQueueBind(w: Writer, m: QueueBind): void {
   w.shortString(m.routingKey);
   // One octet of bits, least significant first: no-wait.
   w.u8(m.noWait ? 1 : 0);
-  encodeFieldTable(w, m.arguments);
+  encodeFieldTable(w, m.arguments, "queue.bind arguments");
 }
 
 /** Reads the arguments of `queue.bind` (after its class and method ids). */
@@ -2124,7 +2302,7 @@ export function encodeQueueUnbind(w: Writer, m: QueueUnbind): void {
   w.shortString(m.queue);
   w.shortString(m.exchange);
   w.shortString(m.routingKey);
-  encodeFieldTable(w, m.arguments);
+  encodeFieldTable(w, m.arguments, "queue.unbind arguments");
 }
 
 /** Reads the arguments of `queue.unbind` (after its class and method ids). */
@@ -2244,7 +2422,7 @@ export function encodeBasicConsume(w: Writer, m: BasicConsume): void {
   w.shortString(m.consumerTag);
   // One octet of bits, least significant first: no-local, no-ack, exclusive, no-wait.
   w.u8((m.noLocal ? 1 : 0) | (m.noAck ? 2 : 0) | (m.exclusive ? 4 : 0) | (m.noWait ? 8 : 0));
-  encodeFieldTable(w, m.arguments);
+  encodeFieldTable(w, m.arguments, "basic.consume arguments");
 }
 
 /** Reads the arguments of `basic.consume` (after its class and method ids). */
@@ -2585,13 +2763,13 @@ export function decodeTxRollbackOk(_c: Cursor): TxRollbackOk {
 /** Writes the arguments of `confirm.select` (not its class and method ids). */
 export function encodeConfirmSelect(w: Writer, m: ConfirmSelect): void {
   // One octet of bits, least significant first: nowait.
-  w.u8(m.nowait ? 1 : 0);
+  w.u8(m.noWait ? 1 : 0);
 }
 
 /** Reads the arguments of `confirm.select` (after its class and method ids). */
 export function decodeConfirmSelect(c: Cursor): ConfirmSelect {
   const bits0 = u8(c); // Bits, least significant first: nowait.
-  return { name: "confirm.select", classId: 85, methodId: 10, nowait: (bits0 & 1) !== 0 };
+  return { name: "confirm.select", classId: 85, methodId: 10, noWait: (bits0 & 1) !== 0 };
 }
 
 /** Writes the arguments of `confirm.select-ok` (not its class and method ids). */

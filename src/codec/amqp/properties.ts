@@ -4,13 +4,19 @@
  * Fourteen optional properties follow a 16-bit presence mask: bit 15 is the first property (content-type),
  * bit 2 the fourteenth (cluster-id, "reserved" in the 0-9-1 XML); bit 0 would announce a further flags word,
  * which the basic class never needs. Only present properties are on the wire, in mask order.
+ *
+ * The encoder checks every present property before writing it, so a wrong type is an EncodeError naming the
+ * property ("Cannot encode basic properties: priority must be an integer from 0 to 255, not 300") rather
+ * than a TypeError from deep inside a DataView, or a byte silently truncated (priority 300 used to go out
+ * as 44). The checks are a typeof and a compare per present property.
  */
 import type { Cursor } from "../cursor.ts";
-import { DecodeError } from "../errors.ts";
+import { DecodeError, EncodeError } from "../errors.ts";
 import { type Int64, shortString, u16, u64, u8 } from "../parsers.ts";
 import { shortStringInterned } from "../string-cache.ts";
 import type { Writer } from "../writer.ts";
-import { decodeFieldTable, encodeFieldTable, type FieldTable } from "./field-table.ts";
+import { utf8Length } from "../utf8.ts";
+import { decodeFieldTable, encodeFieldTable, type FieldTable, isFieldTable } from "./field-table.ts";
 
 /** Message properties, as RabbitMQ names them in its clients (camelCase of the spec's field names). */
 export interface BasicProperties {
@@ -34,6 +40,17 @@ export interface BasicProperties {
   clusterId?: string | undefined;
 }
 
+/**
+ * What a publish may pass: {@link BasicProperties}, except that `timestamp` may also be a `Date`, sent as
+ * its whole seconds since the epoch (AMQP timestamps have no finer resolution). Decoding always yields
+ * seconds, as a number.
+ * @example const p: PublishProperties = { timestamp: new Date(), deliveryMode: 2 };
+ */
+export interface PublishProperties extends Omit<BasicProperties, "timestamp"> {
+  /** Seconds since the epoch, or a Date (its milliseconds are dropped). */
+  timestamp?: Int64 | Date | undefined;
+}
+
 const CONTENT_TYPE = 1 << 15;
 const CONTENT_ENCODING = 1 << 14;
 const HEADERS = 1 << 13;
@@ -51,71 +68,163 @@ const CLUSTER_ID = 1 << 2;
 const CONTINUATION = 1;
 
 /**
- * Writes the presence mask and the present properties.
+ * Writes the presence mask and the present properties. A property of the wrong type or out of its range is
+ * an EncodeError naming it, thrown with the mask still unwritten (roll back with the writer if needed).
  * @example
  * encodeBasicProperties(w, { contentType: "text/plain", deliveryMode: 2 });
  * // [0x90, 0x00, 10, ...'text/plain', 2]
  */
-export function encodeBasicProperties(w: Writer, p: BasicProperties): void {
+export function encodeBasicProperties(w: Writer, p: PublishProperties): void {
+  if (typeof p !== "object" || p === null) invalid("properties", "an object", p);
   const at = w.reserve(2);
   let flags = 0;
   if (p.contentType !== undefined) {
     flags |= CONTENT_TYPE;
-    w.shortString(p.contentType);
+    const v = p.contentType;
+    if (typeof v !== "string" || v.length > 85) checkShort("contentType", v);
+    w.shortString(v);
   }
   if (p.contentEncoding !== undefined) {
     flags |= CONTENT_ENCODING;
-    w.shortString(p.contentEncoding);
+    const v = p.contentEncoding;
+    if (typeof v !== "string" || v.length > 85) checkShort("contentEncoding", v);
+    w.shortString(v);
   }
   if (p.headers !== undefined) {
     flags |= HEADERS;
-    encodeFieldTable(w, p.headers);
+    if (!isFieldTable(p.headers)) invalid("headers", "an object (a field table)", p.headers);
+    encodeFieldTable(w, p.headers, "basic properties: headers");
   }
   if (p.deliveryMode !== undefined) {
     flags |= DELIVERY_MODE;
-    w.u8(p.deliveryMode);
+    const v = p.deliveryMode;
+    // RabbitMQ refuses any other value when it decides whether to persist the message.
+    if (v !== 1 && v !== 2) invalid("deliveryMode", "1 (transient) or 2 (persistent)", v);
+    w.u8(v);
   }
   if (p.priority !== undefined) {
     flags |= PRIORITY;
-    w.u8(p.priority);
+    const v = p.priority;
+    if (typeof v !== "number" || !(v >= 0 && v <= 255) || !Number.isInteger(v)) invalid("priority", "an integer from 0 to 255", v);
+    w.u8(v);
   }
   if (p.correlationId !== undefined) {
     flags |= CORRELATION_ID;
-    w.shortString(p.correlationId);
+    const v = p.correlationId;
+    if (typeof v !== "string" || v.length > 85) checkShort("correlationId", v);
+    w.shortString(v);
   }
   if (p.replyTo !== undefined) {
     flags |= REPLY_TO;
-    w.shortString(p.replyTo);
+    const v = p.replyTo;
+    if (typeof v !== "string" || v.length > 85) checkShort("replyTo", v);
+    w.shortString(v);
   }
   if (p.expiration !== undefined) {
     flags |= EXPIRATION;
-    w.shortString(p.expiration);
+    // A common slip is a number of milliseconds: RabbitMQ wants it as a decimal string.
+    if (typeof p.expiration === "number") invalid("expiration", `a string of milliseconds (e.g. "${p.expiration}")`, p.expiration);
+    const v = p.expiration;
+    if (typeof v !== "string" || v.length > 85) checkShort("expiration", v);
+    w.shortString(v);
   }
   if (p.messageId !== undefined) {
     flags |= MESSAGE_ID;
-    w.shortString(p.messageId);
+    const v = p.messageId;
+    if (typeof v !== "string" || v.length > 85) checkShort("messageId", v);
+    w.shortString(v);
   }
   if (p.timestamp !== undefined) {
     flags |= TIMESTAMP;
-    w.u64(p.timestamp);
+    const t = p.timestamp;
+    w.u64(typeof t === "number" && t >= 0 && Number.isSafeInteger(t) ? t : timestampSeconds(t));
   }
   if (p.type !== undefined) {
     flags |= TYPE;
-    w.shortString(p.type);
+    const v = p.type;
+    if (typeof v !== "string" || v.length > 85) checkShort("type", v);
+    w.shortString(v);
   }
   if (p.userId !== undefined) {
     flags |= USER_ID;
-    w.shortString(p.userId);
+    const v = p.userId;
+    if (typeof v !== "string" || v.length > 85) checkShort("userId", v);
+    w.shortString(v);
   }
   if (p.appId !== undefined) {
     flags |= APP_ID;
-    w.shortString(p.appId);
+    const v = p.appId;
+    if (typeof v !== "string" || v.length > 85) checkShort("appId", v);
+    w.shortString(v);
   }
   if (p.clusterId !== undefined) {
     flags |= CLUSTER_ID;
-    w.shortString(p.clusterId);
+    const v = p.clusterId;
+    if (typeof v !== "string" || v.length > 85) checkShort("clusterId", v);
+    w.shortString(v);
   }
   w.patchU16(at, flags);
+}
+
+function invalid(name: string, must: string, v: unknown): never {
+  throw new EncodeError(`Cannot encode basic properties: ${name} must be ${must}, not ${describeValue(v)}`);
+}
+
+/**
+ * The slow half of a shortstr property's check, for a value that is not a string or may be over 255 bytes
+ * (at most 3 bytes of UTF-8 per UTF-16 unit, so 85 units always fit): throws if it does not fit.
+ */
+function checkShort(name: string, v: unknown): asserts v is string {
+  if (typeof v !== "string") invalid(name, "a string", v);
+  const n = utf8Length(v);
+  if (n > 255) throw new EncodeError(`Cannot encode basic properties: ${name} must be at most 255 bytes of UTF-8, not ${n}`);
+}
+
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/** Whole seconds since the epoch from a number, a bigint or a Date. */
+function timestampSeconds(v: unknown): Int64 {
+  const must = "whole seconds since the epoch (a non-negative integer or bigint) or a Date";
+  if (typeof v === "number") {
+    if (!Number.isSafeInteger(v) || v < 0) invalid("timestamp", must, v);
+    return v;
+  }
+  if (typeof v === "bigint") {
+    if (v < 0n || v > U64_MAX) invalid("timestamp", must, v);
+    return v;
+  }
+  if (v instanceof Date) {
+    const ms = v.getTime();
+    if (!(ms >= 0)) invalid("timestamp", "a valid Date no earlier than 1970", v);
+    return Math.floor(ms / 1000);
+  }
+  return invalid("timestamp", must, v);
+}
+
+/** A short description of a wrong value for an error message: `"300"`, `a string ("abc")`, `a Map`. */
+function describeValue(v: unknown): string {
+  switch (typeof v) {
+    case "string":
+      return `a string (${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)})`;
+    case "number":
+    case "boolean":
+      return String(v);
+    case "bigint":
+      return `${v}n`;
+    case "undefined":
+      return "undefined";
+    case "object":
+      if (v === null) return "null";
+      if (v instanceof Date) return Number.isNaN(v.getTime()) ? "an invalid Date" : `the Date ${v.toISOString()}`;
+      if (Array.isArray(v)) return "an array";
+      return `${articled((v as object).constructor?.name ?? "object")}`;
+    default:
+      return `a ${typeof v}`;
+  }
+}
+
+function articled(name: string): string {
+  return /^[aeiou]/i.test(name) ? `an ${name}` : `a ${name}`;
 }
 
 /**

@@ -20,7 +20,7 @@
 import { Decimal, type FieldTable, type FieldValue, TypedField } from "../../../src/codec/amqp/field-table.ts";
 import type { BasicProperties } from "../../../src/codec/amqp/properties.ts";
 import { ConnectionMachine, type MachineOptions } from "../../../src/machine/index.ts";
-import type { CloseReason, MachineEvent, Message } from "../../../src/machine/index.ts";
+import type { CloseReason, Content, MachineEvent } from "../../../src/machine/index.ts";
 
 export const QUEUE = "warren.replay.q";
 export const CONSUMER_TAG = "warren.replay.ctag";
@@ -150,7 +150,7 @@ export class ReplayScenario {
         m.call(1, declare(false));
         return;
       case "1 queue.declare-ok":
-        m.call(1, { name: "confirm.select", classId: 85, methodId: 10, nowait: false });
+        m.call(1, { name: "confirm.select", classId: 85, methodId: 10, noWait: false });
         return;
       case "1 confirm.select-ok":
         for (const p of PUBLISHES) m.publish(1, p.exchange, p.routingKey, p.body, p.properties, p.mandatory);
@@ -246,7 +246,7 @@ function showReason(r: CloseReason): string {
   return `${r.initiator} ${r.replyCode} ${r.classId}.${r.methodId} ${show(r.replyText)}`;
 }
 
-function showMessage(msg: Message): string {
+function showMessage(msg: Content): string {
   return `body=${show(new TextDecoder().decode(msg.body))} props=${show(msg.properties as FieldTable)}`;
 }
 

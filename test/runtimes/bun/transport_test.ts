@@ -1,13 +1,15 @@
 /// <reference types="bun" />
 /**
  * src/adapters/bun.ts's transport against a local Bun.listen server, without a broker: the partial-write
- * handling (Bun's socket.write takes only what fits), the read buffers it hands over, end() and destroy().
+ * handling (Bun's socket.write takes only what fits), the read buffers it hands over, end() and destroy(),
+ * and the connect attempt under the client's signal.
  *
  *   npx bun test test/runtimes/bun/
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { bunTransport, resolveConnectOptions, type Transport } from "../../../src/adapters/bun.ts";
 import { pattern } from "../scenarios.ts";
+import { concat } from "../../support/bytes.ts";
 
 type ServerSocket = Bun.Socket<undefined>;
 
@@ -44,16 +46,6 @@ function server(onOpen?: (s: ServerSocket) => void) {
     bytes: () => concat(received),
     stop: () => listener.stop(true),
   };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 async function until(check: () => boolean, ms = 10_000): Promise<void> {
@@ -200,29 +192,75 @@ describe("Bun transport", () => {
   });
 });
 
-describe("Bun transport deadline", () => {
-  test("gives up a TLS handshake the peer never answers at connectionTimeout, closing the socket", async () => {
-    let serverClosed = false;
-    const listener = Bun.listen({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: {
-        data() {},
-        close() {
-          serverClosed = true;
-        },
+/** A listener that accepts and never says a word, counting connections and noticing each one close. */
+function silentListener() {
+  const state = { accepted: 0, closed: 0 };
+  const listener = Bun.listen({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open() {
+        state.accepted++;
       },
+      data() {},
+      close() {
+        state.closed++;
+      },
+    },
+  });
+  cleanup.push(() => listener.stop(true));
+  return { port: listener.port, state };
+}
+
+function recorder() {
+  const calls: string[] = [];
+  return { calls, handlers: { onData: () => void calls.push("data"), onDrain: () => void calls.push("drain"), onClose: () => void calls.push("close") } };
+}
+
+describe("Bun transport under the client's signal", () => {
+  for (const scheme of ["amqp", "amqps"]) {
+    test(`an already-aborted signal rejects with its reason and opens no socket (${scheme})`, async () => {
+      const srv = silentListener();
+      const reason = new Error("aborted before the start");
+      const { calls, handlers } = recorder();
+      const err = await bunTransport(resolveConnectOptions(`${scheme}://localhost:${srv.port}/`), handlers, AbortSignal.abort(reason)).catch((e: unknown) => e);
+      expect(err).toBe(reason);
+      await Bun.sleep(100);
+      expect(srv.state.accepted).toBe(0);
+      expect(calls).toEqual([]);
     });
-    cleanup.push(() => listener.stop(true));
-    const started = performance.now();
-    const err = (await bunTransport(resolveConnectOptions(`amqps://localhost:${listener.port}/`, { connectionTimeout: 300 }), {
-      onData() {},
-      onDrain() {},
-      onClose() {},
-    }).catch((e: unknown) => e)) as Error;
-    expect(err.name).toBe("TransportError");
-    expect(err.message).toContain("within 300 ms");
-    expect(performance.now() - started).toBeLessThan(2000);
-    await until(() => serverClosed, 2000);
+  }
+
+  test("an abort during a TLS handshake the peer never answers rejects at once and closes the socket", async () => {
+    const srv = silentListener();
+    const abort = new AbortController();
+    const { calls, handlers } = recorder();
+    const settled = bunTransport(resolveConnectOptions(`amqps://localhost:${srv.port}/`), handlers, abort.signal).catch((e: unknown) => e);
+    await until(() => srv.state.accepted === 1, 2000);
+    await Bun.sleep(20); // the ClientHello is out; the server never answers it
+    const reason = new Error("given up");
+    const t0 = performance.now();
+    abort.abort(reason);
+    expect(await settled).toBe(reason);
+    expect(performance.now() - t0).toBeLessThan(200);
+    await until(() => srv.state.closed === 1, 2000);
+    await Bun.sleep(20);
+    expect(calls).toEqual([]);
+  });
+
+  test("an abort after the connect resolved changes nothing", async () => {
+    const srv = server();
+    cleanup.push(srv.stop);
+    const abort = new AbortController();
+    const { calls, handlers } = recorder();
+    const t = await bunTransport(resolveConnectOptions(`amqp://127.0.0.1:${srv.port}/`), handlers, abort.signal);
+    abort.abort(new Error("too late"));
+    t.write(pattern(100, 1));
+    await until(() => srv.received.reduce((n, c) => n + c.byteLength, 0) === 100);
+    expect(srv.bytes()).toEqual(pattern(100, 1));
+    t.destroy();
+    await until(() => calls.includes("close"));
+    await Bun.sleep(20);
+    expect(calls).toEqual(["close"]);
   });
 });

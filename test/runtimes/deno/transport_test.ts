@@ -1,12 +1,13 @@
 /**
  * src/adapters/deno.ts's transport against a local Deno.listen server, without a broker: the write queue
  * (partial writes, order, bufferedAmount, onDrain), the read buffers it hands over, pauseReading, end(),
- * destroy(), and the TLS settings Deno cannot honour.
+ * destroy(), the TLS settings Deno cannot honour, and the connect attempt under the client's signal.
  *
  *   npx deno test -A test/runtimes/deno/
  */
 import { denoTransport, resolveConnectOptions, type Transport, TransportError, UsageError } from "../../../src/adapters/deno.ts";
 import { pattern } from "../scenarios.ts";
+import { concat } from "../../support/bytes.ts";
 
 // deno-lint-ignore no-explicit-any
 type DenoNs = typeof globalThis extends { Deno: infer D } ? D : any;
@@ -18,16 +19,6 @@ function assert(cond: unknown, what: string): asserts cond {
 function assertBytes(a: Uint8Array, b: Uint8Array, what: string): void {
   assert(a.byteLength === b.byteLength, `${what}: ${b.byteLength} bytes, got ${a.byteLength}`);
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) throw new Error(`${what}: bytes differ at ${i}`);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -168,9 +159,111 @@ Deno.test("Deno transport: refuses, with a UsageError naming the option, the TLS
   }
 });
 
+/** A listener that accepts and never says a word, counting connections and noticing each one close. */
+function silentListener() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const state = { accepted: 0, closed: 0 };
+  const conns: { close(): void }[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const c of listener) {
+        state.accepted++;
+        conns.push(c);
+        // Reads (and drops) what the client sends, so that its hang-up is seen.
+        void (async () => {
+          const buf = new Uint8Array(4096);
+          try {
+            while ((await c.read(buf)) !== null);
+          } catch {
+            // reset
+          }
+          state.closed++;
+        })();
+      }
+    } catch {
+      // the listener closed
+    }
+  })();
+  return {
+    port: listener.addr.port as number,
+    state,
+    async close() {
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // closed already
+        }
+      }
+      listener.close();
+      await accepting;
+    },
+  };
+}
+
+function recorder() {
+  const calls: string[] = [];
+  return { calls, handlers: { onData: () => void calls.push("data"), onDrain: () => void calls.push("drain"), onClose: () => void calls.push("close") } };
+}
+
+for (const scheme of ["amqp", "amqps"]) {
+  Deno.test(`Deno transport: an already-aborted signal rejects with its reason and opens no socket (${scheme})`, async () => {
+    const srv = silentListener();
+    const reason = new Error("aborted before the start");
+    const { calls, handlers } = recorder();
+    const err = await denoTransport(resolveConnectOptions(`${scheme}://localhost:${srv.port}/`), handlers, AbortSignal.abort(reason)).catch((e: unknown) => e);
+    assert(err === reason, `the signal's reason, got ${err}`);
+    await sleep(100);
+    assert(srv.state.accepted === 0, `no connection, got ${srv.state.accepted}`);
+    assert(calls.length === 0, `no handler call, got ${calls}`);
+    await srv.close();
+  });
+}
+
+Deno.test("Deno transport: an abort during a TLS handshake the peer never answers rejects at once, calling no handler", async () => {
+  // What Deno cannot do: close the TCP socket under a TLS handshake. Closing a TlsConn mid-handshake
+  // leaves a background task waiting for the handshake to finish before it shuts the socket down
+  // (rustls-tokio-stream's Drop, with no timeout), so the socket stays open until the peer answers or hangs
+  // up. It no longer keeps the process alive (see the connectionTimeout test below), and nothing more is
+  // reported to the client.
+  const srv = silentListener();
+  const abort = new AbortController();
+  const { calls, handlers } = recorder();
+  const settled = denoTransport(resolveConnectOptions(`amqps://localhost:${srv.port}/`), handlers, abort.signal).catch((e: unknown) => e);
+  await until(() => srv.state.accepted === 1, 2000);
+  await sleep(20); // the ClientHello is out; the server never answers it
+  const reason = new Error("given up");
+  const t0 = performance.now();
+  abort.abort(reason);
+  const err = await settled;
+  const ms = performance.now() - t0;
+  assert(err === reason, `the signal's reason, got ${err}`);
+  assert(ms < 200, `a rejection at once, took ${ms.toFixed(0)} ms`);
+  await srv.close(); // the peer hangs up: Deno's handshake task ends and releases the socket
+  await sleep(50);
+  assert(calls.length === 0, `no handler call, got ${calls}`);
+});
+
+Deno.test("Deno transport: an abort after the connect resolved changes nothing", async () => {
+  const srv = silentListener();
+  const abort = new AbortController();
+  const { calls, handlers } = recorder();
+  const t = await denoTransport(resolveConnectOptions(`amqp://127.0.0.1:${srv.port}/`), handlers, abort.signal);
+  abort.abort(new Error("too late"));
+  t.write(pattern(100, 1));
+  await sleep(50);
+  assert(srv.state.closed === 0, "the connection still open");
+  t.destroy();
+  await until(() => calls.includes("close"));
+  await sleep(20);
+  const closes = calls.filter((c) => c === "close");
+  assert(closes.length === 1 && calls.at(-1) === "close", `one close, last, got ${calls}`);
+  await srv.close();
+});
+
 Deno.test("Deno transport: a TLS peer that never answers is given up at connectionTimeout, and the process can exit", async () => {
-  // The client rejects at its deadline whatever the transport does; but a handshake left pending behind it
-  // would keep Deno running. So: a child Deno connects to a server here that accepts and never answers,
+  // The client rejects at its deadline and aborts the transport's signal; a handshake left pending behind
+  // it would keep Deno running. So: a child Deno connects to a server here that accepts and never answers,
   // prints the error, and must exit on its own.
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: { close(): void }[] = [];
