@@ -6,7 +6,7 @@
  * frames.
  */
 import type { FieldTable } from "../codec/amqp/field-table.ts";
-import type { Method } from "../codec/amqp/methods.generated.ts";
+import type { Method, MethodByName, RequestName, ResponseOf } from "../codec/amqp/methods.generated.ts";
 import type { BasicProperties, PublishProperties } from "../codec/amqp/properties.ts";
 import type { Int64 } from "../codec/parsers.ts";
 import { encodeUtf8 } from "../codec/utf8.ts";
@@ -27,7 +27,7 @@ export interface ChannelHost {
    * closed the channel or connection first. `onReply` sees the reply synchronously when it is dispatched —
    * before deliveries that arrived in the same read — even after `signal` aborted the wait.
    */
-  request(channel: number, method: Method, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent>;
+  request<N extends RequestName>(channel: number, method: Request<N>, signal: AbortSignal | undefined, onReply?: (e: Reply<N>) => void): Promise<Reply<N>>;
   /** Sends an asynchronous method (ack, nack, reject, a no-wait request). Throws a typed error for misuse. */
   send(channel: number, method: Method): void;
   /**
@@ -54,6 +54,11 @@ export interface ChannelHost {
   /** Reports an error nobody observed (no listener, no awaiting promise), once per `source`. */
   warnUnobserved(source: object, message: string, error?: unknown): void;
 }
+
+/** A synchronous request, typed by its name. */
+export type Request<N extends RequestName> = { readonly name: N } & MethodByName[N];
+/** The reply to request `N`: its method is one of the responses the spec gives for `N`. */
+export type Reply<N extends RequestName> = Omit<ReplyEvent, "method"> & { readonly method: ResponseOf<N> };
 
 export interface ReturnedMessage {
   readonly replyCode: number;
@@ -226,10 +231,8 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       },
       o,
     );
-    if (reply?.method.name === "queue.declare-ok") {
-      return { queue: reply.method.queue, messageCount: reply.method.messageCount, consumerCount: reply.method.consumerCount };
-    }
-    return { queue, messageCount: 0, consumerCount: 0 };
+    if (!reply) return { queue, messageCount: 0, consumerCount: 0 };
+    return { queue: reply.method.queue, messageCount: reply.method.messageCount, consumerCount: reply.method.consumerCount };
   }
 
   async queueBind(queue: string, exchange: string, routingKey = "", args: FieldTable = {}, o: { noWait?: boolean } & Signal = {}): Promise<void> {
@@ -243,7 +246,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   /** Removes all ready messages; resolves with how many. */
   async queuePurge(queue: string, o: { noWait?: boolean } & Signal = {}): Promise<{ messageCount: number }> {
     const reply = await this.#call({ name: "queue.purge", classId: 50, methodId: 30, queue, noWait: o.noWait ?? false }, o);
-    return { messageCount: reply?.method.name === "queue.purge-ok" ? reply.method.messageCount : 0 };
+    return { messageCount: reply?.method.messageCount ?? 0 };
   }
 
   async queueDelete(queue: string, o: { ifUnused?: boolean; ifEmpty?: boolean; noWait?: boolean } & Signal = {}): Promise<{ messageCount: number }> {
@@ -251,7 +254,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       { name: "queue.delete", classId: 50, methodId: 40, queue, ifUnused: o.ifUnused ?? false, ifEmpty: o.ifEmpty ?? false, noWait: o.noWait ?? false },
       o,
     );
-    return { messageCount: reply?.method.name === "queue.delete-ok" ? reply.method.messageCount : 0 };
+    return { messageCount: reply?.method.messageCount ?? 0 };
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -275,7 +278,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
    */
   async basicConsume(queue: string, o: ConsumeOptions = {}, onMessage?: (message: Message) => unknown): Promise<Consumer> {
     const noAck = o.noAck ?? false;
-    const method: Method = {
+    const method: Request<"basic.consume"> = {
       name: "basic.consume",
       classId: 60,
       methodId: 20,
@@ -292,7 +295,6 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     // deliveries may arrive in the same read and would otherwise find no consumer (and be rejected, or lost
     // with noAck).
     const reply = await this.#request(method, o, (e) => {
-      if (e.method.name !== "basic.consume-ok") return;
       const consumerTag = e.method.consumerTag;
       if (o.signal?.aborted) {
         // The application gave up waiting: do not leave a consumer running that nobody can see or cancel.
@@ -305,7 +307,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       if (o.onError) consumer.on("error", o.onError);
       this.#consumers.set(consumerTag, consumer);
     });
-    if (reply.method.name !== "basic.consume-ok" || !consumer) throw new Error("unreachable: basic.consume answered by " + reply.method.name);
+    if (!consumer) throw new Error("unreachable: basic.consume-ok dispatched without registering its consumer");
     return consumer;
   }
 
@@ -456,7 +458,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   /** channel.flow: ask the broker to stop (false) or restart (true) deliveries on this channel. */
   async channelFlow(active: boolean, o: Signal = {}): Promise<boolean> {
     const reply = await this.#request({ name: "channel.flow", classId: 20, methodId: 20, active }, o);
-    return reply.method.name === "channel.flow-ok" ? reply.method.active : active;
+    return reply.method.active;
   }
 
   /**
@@ -568,14 +570,14 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   }
 
   /** Sends a synchronous method and waits for its reply. */
-  #request(method: Method, o: Signal, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent> {
+  #request<N extends RequestName>(method: Request<N>, o: Signal, onReply?: (e: Reply<N>) => void): Promise<Reply<N>> {
     if (this.#ended) return Promise.reject(this.#ended.rejection);
     if (o.signal?.aborted) return Promise.reject(new AbortError("operation aborted before it was sent", { cause: o.signal.reason }));
     return this.#host.request(this.id, method, o.signal, onReply);
   }
 
   /** A request that may have no-wait set: then it is only sent, and resolves undefined. */
-  #call(method: Method, o: Signal): Promise<ReplyEvent | undefined> {
+  #call<N extends RequestName>(method: Request<N>, o: Signal): Promise<Reply<N> | undefined> {
     return (method as { noWait?: boolean }).noWait === true ? this.#sendNoWait(method, o).then(() => undefined) : this.#request(method, o);
   }
 

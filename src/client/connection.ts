@@ -15,12 +15,12 @@
  * - The connection keeps no copy of the machine's state: open/closed is the machine's.
  */
 import type { FieldTable } from "../codec/amqp/field-table.ts";
-import type { Method } from "../codec/amqp/methods.generated.ts";
+import type { Method, RequestName } from "../codec/amqp/methods.generated.ts";
 import type { PublishProperties } from "../codec/amqp/properties.ts";
 import { ConnectionMachine } from "../machine/connection.ts";
 import { CommandError } from "../machine/errors.ts";
 import type { CloseReason, MachineEvent, ReplyEvent } from "../machine/events.ts";
-import { Channel, type ChannelHost } from "./channel.ts";
+import { Channel, type ChannelHost, type Reply, type Request } from "./channel.ts";
 import { Emitter } from "./emitter.ts";
 import {
   AbortError,
@@ -282,15 +282,17 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   // ChannelHost: the operations a channel may ask for, and the one flush policy
 
   /** @internal */
-  request(channel: number, method: Method, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent> {
+  request<N extends RequestName>(channel: number, method: Request<N>, signal: AbortSignal | undefined, onReply?: (e: Reply<N>) => void): Promise<Reply<N>> {
     let requestId: number;
     try {
-      requestId = this.#command(() => this.machine.call(channel, method));
+      requestId = this.#command(() => this.machine.call(channel, method as Method));
     } catch (e) {
       return Promise.reject(e);
     }
     this.#flushForRequest();
-    return this.#waitReply(requestId, signal, onReply);
+    // The one place a reply is narrowed: the machine accepts as a reply only a method the spec lists among
+    // the request's responses, so the event's method is a ResponseOf<N>.
+    return this.#waitReply(requestId, signal, onReply as ((e: ReplyEvent) => void) | undefined) as Promise<Reply<N>>;
   }
 
   /** @internal */
