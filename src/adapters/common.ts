@@ -6,7 +6,7 @@
  * Node, Deno and Bun ones. Like every adapter file it may import from src/client; src/client imports nothing
  * from here.
  */
-import { TransportError, UsageError } from "../client/errors.ts";
+import { describeError, TransportError, UsageError } from "../client/errors.ts";
 import type { ResolvedConnectOptions } from "../client/options.ts";
 
 /**
@@ -17,18 +17,8 @@ export function where(o: ResolvedConnectOptions): string {
   return o.socketPath !== undefined ? `unix:${o.socketPath}` : `${o.hostname}:${o.port}`;
 }
 
-/**
- * A socket error as one line: its code (or its class, when it is not a plain Error) before its message,
- * unless the message names it already — Node's do ("connect ECONNREFUSED 127.0.0.1:1"), Deno's and Bun's
- * do not ("Connection refused (os error 111)").
- * @example describe(Object.assign(new Error("Connection refused"), { code: "ECONNREFUSED" })); // "ECONNREFUSED: Connection refused"
- */
-export function describe(e: unknown): string {
-  if (!(e instanceof Error)) return String(e);
-  const code = (e as { code?: unknown }).code;
-  const tag = typeof code === "string" && code !== "" ? code : e.name !== "Error" ? e.name : "";
-  return tag !== "" && !e.message.includes(tag) ? `${tag}: ${e.message}` : e.message;
-}
+/** A socket error as one line (see describeError). */
+export const describe = describeError;
 
 /**
  * What a failed connect rejects with: a TransportError naming the address and the cause. An error that is

@@ -6,128 +6,23 @@
  * frames.
  */
 import type { FieldTable } from "../codec/amqp/field-table.ts";
-import type { Method, MethodByName, RequestName, ResponseOf } from "../codec/amqp/methods.generated.ts";
-import type { BasicProperties, PublishProperties } from "../codec/amqp/properties.ts";
+import type { Method, RequestName } from "../codec/amqp/methods.generated.ts";
+import type { PublishProperties } from "../codec/amqp/properties.ts";
 import type { Int64 } from "../codec/parsers.ts";
 import { encodeUtf8 } from "../codec/utf8.ts";
-import type { DeliveryEvent, PublishConfirmedEvent, ReplyEvent, ReturnEvent } from "../machine/events.ts";
+import type { DeliveryEvent, PublishConfirmedEvent, ReturnEvent } from "../machine/events.ts";
 import { Consumer, ConsumerCancelledError } from "./consumer.ts";
 import { Emitter } from "./emitter.ts";
 import { AbortError, MessageReturnedError, PublishNackedError, UsageError, type WarrenError } from "./errors.ts";
 import { Message, type MessageSettler } from "./message.ts";
 
-/**
- * What a channel needs from its connection: intention-level operations. The connection owns the machine and
- * decides when bytes leave (requests flush at the end of the current synchronous code, publishes and acks at
- * the end of the event-loop turn); a channel never touches the machine itself.
- */
-export interface ChannelHost {
-  /**
-   * Sends a synchronous method and resolves with its reply, or rejects with the typed error of whatever
-   * closed the channel or connection first. `onReply` sees the reply synchronously when it is dispatched —
-   * before deliveries that arrived in the same read — even after `signal` aborted the wait.
-   */
-  request<N extends RequestName>(channel: number, method: Request<N>, signal: AbortSignal | undefined, onReply?: (e: Reply<N>) => void): Promise<Reply<N>>;
-  /** Sends an asynchronous method (ack, nack, reject, a no-wait request). Throws a typed error for misuse. */
-  send(channel: number, method: Method): void;
-  /**
-   * Sends clean-up (a reject for an unwanted delivery, a cancel for an abandoned consumer) while events are
-   * being dispatched: never throws, returns false when the channel or connection can no longer send.
-   */
-  trySend(channel: number, method: Method): boolean;
-  /** Queues a publish; returns its confirm sequence number, or 0 outside confirm mode. Throws a typed error for bad input. */
-  publish(channel: number, exchange: string, routingKey: string, body: Uint8Array, properties: PublishProperties, mandatory: boolean, immediate: boolean): number;
-  /**
-   * Sends channel.close and resolves with close-ok; resolves too when the channel closes any other way first.
-   * Throws a typed error when the channel is already closing on the machine's side (the caller then waits for
-   * its `channelClosed`).
-   */
-  closeChannel(channel: number, signal: AbortSignal | undefined): Promise<void>;
-  /** Resolves when the transport can take more bytes (undefined when it can at once). */
-  writable(): Promise<void> | undefined;
-  /** Whether writing is currently over the high-water mark. */
-  readonly backpressured: boolean;
-  /** Stops (true) or resumes (false) reading from the socket for `who` (reading resumes when nobody asks). */
-  pauseReading(who: object, paused: boolean): void;
-  /** False on transports that cannot stop reading (WebSocket): consumers must bound their buffers instead. */
-  readonly canPauseReading: boolean;
-  /** Reports an error nobody observed (no listener, no awaiting promise), once per `source`. */
-  warnUnobserved(source: object, message: string, error?: unknown): void;
-}
+import type { ChannelEvents, ConsumeOptions, PublishOptions, QueueDeclareOptions, QueueDeclareResult, ExchangeDeclareOptions, Signal } from "./channel-options.ts";
+import type { ChannelHost, Reply, Request } from "./host.ts";
+import { asyncDispose } from "./dispose.ts";
 
-/** A synchronous request, typed by its name. */
-export type Request<N extends RequestName> = { readonly name: N } & MethodByName[N];
-/** The reply to request `N`: its method is one of the responses the spec gives for `N`. */
-export type Reply<N extends RequestName> = Omit<ReplyEvent, "method"> & { readonly method: ResponseOf<N> };
+export type * from "./channel-options.ts";
+export type { ChannelHost, Reply, Request } from "./host.ts";
 
-export interface ReturnedMessage {
-  readonly replyCode: number;
-  readonly replyText: string;
-  readonly exchange: string;
-  readonly routingKey: string;
-  readonly properties: BasicProperties;
-  readonly body: Uint8Array;
-}
-
-export type ChannelEvents = {
-  /** The channel closed; `error` unless the application closed it. */
-  close: (error?: WarrenError) => void;
-  /** An unroutable mandatory message came back (basic.return). */
-  return: (message: ReturnedMessage) => void;
-  /** The broker paused (false) or resumed (true) this channel's publishing (channel.flow). */
-  flow: (active: boolean) => void;
-  /** The broker cancelled a consumer. */
-  cancel: (consumerTag: string) => void;
-};
-
-export interface Signal {
-  signal?: AbortSignal;
-}
-export interface ExchangeDeclareOptions extends Signal {
-  passive?: boolean;
-  durable?: boolean;
-  autoDelete?: boolean;
-  internal?: boolean;
-  noWait?: boolean;
-  arguments?: FieldTable;
-}
-export interface QueueDeclareOptions extends Signal {
-  passive?: boolean;
-  durable?: boolean;
-  exclusive?: boolean;
-  autoDelete?: boolean;
-  noWait?: boolean;
-  arguments?: FieldTable;
-}
-export interface QueueDeclareResult {
-  queue: string;
-  messageCount: number;
-  consumerCount: number;
-}
-export interface ConsumeOptions extends Signal {
-  consumerTag?: string;
-  noLocal?: boolean;
-  noAck?: boolean;
-  exclusive?: boolean;
-  arguments?: FieldTable;
-  /**
-   * Called when the `onMessage` callback throws or rejects. Given here rather than as an "error" listener, it
-   * also sees messages that arrive before basicConsume resolves.
-   */
-  onError?: (error: unknown, message: Message) => void;
-  /**
-   * What happens to a message whose `onMessage` callback failed before settling it: `true` requeues it,
-   * `false` rejects it without requeue (dead-lettered, or dropped). Default: requeued once — rejected
-   * without requeue when it was already redelivered. Ignored with noAck.
-   */
-  requeueOnError?: boolean;
-}
-export interface PublishOptions extends Signal {
-  mandatory?: boolean;
-  immediate?: boolean;
-}
-
-const asyncDispose: typeof Symbol.asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose as typeof Symbol.asyncDispose ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
 const RESOLVED = Promise.resolve();
 
 interface PendingConfirm {

@@ -21,19 +21,12 @@ import { ConnectionMachine } from "../machine/connection.ts";
 import { CommandError } from "../machine/errors.ts";
 import type { CloseReason, MachineEvent, ReplyEvent } from "../machine/events.ts";
 import { Channel, type ChannelHost, type Reply, type Request } from "./channel.ts";
+import { asyncDispose } from "./dispose.ts";
 import { Emitter } from "./emitter.ts";
-import {
-  AbortError,
-  ChannelClosedError,
-  ConnectionClosedError,
-  ConnectTimeoutError,
-  errorFromClose,
-  HandshakeError,
-  TransportError,
-  UsageError,
-  type WarrenError,
-} from "./errors.ts";
-import { type ConnectOptions, type Logger, redactUrl, resolveConnectOptions, type ResolvedConnectOptions } from "./options.ts";
+import { AbortError, ChannelClosedError, ConnectionClosedError, connectionError, describeError, errorFromClose, TransportError, UsageError, type WarrenError } from "./errors.ts";
+import { ConnectAttempt } from "./connect-attempt.ts";
+import { PendingRequests } from "./requests.ts";
+import { type ConnectOptions, type Logger, machineOptions, redactUrl, resolveConnectOptions, type ResolvedConnectOptions } from "./options.ts";
 import type { Runtime, Transport, TransportHandlers } from "./transport.ts";
 
 export type ConnectionEvents = {
@@ -49,15 +42,6 @@ export type ConnectionEvents = {
   readPaused: (paused: boolean) => void;
 };
 
-interface PendingRequest {
-  resolve(e: ReplyEvent): void;
-  reject(e: Error): void;
-  /** False once the application stopped waiting (aborted): a failure then reaches nobody. */
-  readonly observed: boolean;
-}
-
-const asyncDispose: typeof Symbol.asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose as typeof Symbol.asyncDispose ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
-
 /** The options a connection keeps: everything but the password, which only the machine needs (and blanks once open). */
 type KeptOptions = Omit<ResolvedConnectOptions, "password">;
 
@@ -68,7 +52,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   readonly #options: KeptOptions;
   readonly #logger: Logger;
   #transport: Transport | undefined;
-  readonly #pending = new Map<number, PendingRequest>();
+  readonly #pending = new PendingRequests();
   readonly #channels = new Map<number, Channel>();
   #flushScheduled = false;
   #requestFlushScheduled = false;
@@ -102,23 +86,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     this.#options = kept;
     this.#logger = options.logger;
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
-    const clientProperties: FieldTable = { platform: runtime.platform, ...options.clientProperties };
-    if (options.connectionName !== undefined) clientProperties.connection_name = options.connectionName;
-    this.machine = new ConnectionMachine(
-      {
-        username: options.username,
-        password: options.password,
-        vhost: options.vhost,
-        mechanism: options.authMechanism,
-        ...(options.heartbeat !== undefined && { heartbeat: options.heartbeat }),
-        ...(options.frameMax !== undefined && { frameMax: options.frameMax }),
-        ...(options.channelMax !== undefined && { channelMax: options.channelMax }),
-        ...(options.maxBodySize !== undefined && { maxBodySize: options.maxBodySize }),
-        handshakeTimeout: 0, // the connect deadline below covers TCP, TLS and the handshake together
-        clientProperties,
-      },
-      runtime.now(),
-    );
+    this.machine = new ConnectionMachine(machineOptions(options, runtime.platform), runtime.now());
   }
 
   /**
@@ -126,32 +94,23 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
    * aborts. The transport gets one AbortSignal for both, so it gives up at once too.
    */
   async open(signal: AbortSignal | undefined): Promise<this> {
-    if (signal?.aborted) throw new AbortError("connect aborted before it started", { cause: signal.reason });
-    const attempt = new AbortController();
-    const giveUp = (e: Error) => attempt.abort(e);
-    const onAbort = () => giveUp(new AbortError(`connecting to ${this.#where()} was aborted`, { cause: signal?.reason }));
-    signal?.addEventListener("abort", onAbort, { once: true });
-    const timeoutMs = this.#options.connectionTimeout;
-    const timer = timeoutMs > 0 ? setTimeout(() => giveUp(new ConnectTimeoutError(`Could not connect to ${this.#where()} within ${timeoutMs} ms`)), timeoutMs) : undefined;
-    const failed = new Promise<never>((_, reject) => attempt.signal.addEventListener("abort", () => reject(attempt.signal.reason), { once: true }));
-    failed.catch(() => undefined);
+    const attempt = new ConnectAttempt(this.#where(), this.#options.connectionTimeout, signal);
     const ready = new Promise<void>((resolve, reject) => (this.#ready = { resolve, reject }));
     ready.catch(() => undefined);
     try {
       const transport = this.#runtime.connect(this.#options as ResolvedConnectOptions, this.#handlers(), attempt.signal);
       // A transport that connects after we gave up must still be closed.
       transport.then((t) => { if (this.#abandoned) t.destroy(); }, () => undefined);
-      this.#transport = await Promise.race([transport, failed]);
+      this.#transport = await Promise.race([transport, attempt.failed]);
       this.#flush();
-      await Promise.race([ready, failed]);
+      await Promise.race([ready, attempt.failed]);
       return this;
     } catch (e) {
-      if (!attempt.signal.aborted) attempt.abort(e);
+      attempt.abort(e);
       this.#abandon(e);
       throw e;
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      attempt.dispose();
     }
   }
 
@@ -206,7 +165,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     const ch = new Channel(this, channel);
     this.#channels.set(channel, ch);
     this.#flushForRequest();
-    await this.#waitReply(requestId, o.signal, () => {
+    await this.#pending.wait(requestId, o.signal, () => {
       // Opened after the caller gave up: close it rather than leave a channel nobody holds.
       if (o.signal?.aborted) ch.close().catch(() => undefined);
     });
@@ -227,7 +186,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (o.signal?.aborted) throw new AbortError("updateSecret aborted before it was sent", { cause: o.signal.reason });
     const requestId = this.#command(() => this.machine.updateSecret(new TextEncoder().encode(newSecret), reason));
     this.#flushForRequest();
-    await this.#waitReply(requestId, o.signal);
+    await this.#pending.wait(requestId, o.signal);
   }
 
   /** Resolves when publishing may go on: at once unless the socket's buffer is over the high-water mark. */
@@ -292,7 +251,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     this.#flushForRequest();
     // The one place a reply is narrowed: the machine accepts as a reply only a method the spec lists among
     // the request's responses, so the event's method is a ResponseOf<N>.
-    return this.#waitReply(requestId, signal, onReply as ((e: ReplyEvent) => void) | undefined) as Promise<Reply<N>>;
+    return this.#pending.wait(requestId, signal, onReply as ((e: ReplyEvent) => void) | undefined) as Promise<Reply<N>>;
   }
 
   /** @internal */
@@ -329,7 +288,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       return Promise.reject(e);
     }
     this.#flushForRequest();
-    return this.#waitReply(requestId, signal).then(() => undefined);
+    return this.#pending.wait(requestId, signal).then(() => undefined);
   }
 
   /** @internal */
@@ -381,41 +340,6 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   }
 
   /**
-   * The reply to `requestId`. `onReply` runs synchronously when the reply is dispatched — before deliveries
-   * that arrived in the same read (a consumer must be registered before its first basic.deliver) — and also
-   * when the waiter was aborted, so the caller can undo what the broker did anyway.
-   */
-  #waitReply(requestId: number, signal: AbortSignal | undefined, onReply?: (e: ReplyEvent) => void): Promise<ReplyEvent> {
-    return new Promise<ReplyEvent>((resolve, reject) => {
-      if (!signal) {
-        this.#pending.set(requestId, { resolve: onReply ? (e) => (onReply(e), resolve(e)) : resolve, reject, observed: true });
-        return;
-      }
-      const onAbort = () => {
-        // The request is on the wire; its reply will be ignored when it comes (but still shown to onReply).
-        if (!this.#pending.delete(requestId)) return;
-        if (onReply) this.#pending.set(requestId, { resolve: onReply, reject: () => undefined, observed: false });
-        reject(new AbortError("operation aborted", { cause: signal.reason }));
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#pending.set(requestId, {
-        resolve: (e) => {
-          signal.removeEventListener("abort", onAbort);
-          onReply?.(e);
-          resolve(e);
-        },
-        reject: (e) => {
-          signal.removeEventListener("abort", onAbort);
-          reject(e);
-        },
-        observed: true,
-      });
-      // An already-aborted signal never fires "abort".
-      if (signal.aborted) onAbort();
-    });
-  }
-
-  /**
    * Requests (declare, consume, get, …) wait for a reply, so their bytes leave at the end of the current
    * synchronous code (a microtask) — a burst issued together still shares one write — rather than at the end
    * of the event-loop turn like publishes and acks.
@@ -463,7 +387,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (this.#failingInternally) return;
     this.#failingInternally = true;
     try {
-      this.#transportErrorCause ??= new TransportError(`warren failed while handling the connection: ${describe(e)}`, { cause: e });
+      this.#transportErrorCause ??= new TransportError(`warren failed while handling the connection: ${describeError(e)}`, { cause: e });
       const t = this.#transport;
       this.#transport = undefined;
       t?.destroy();
@@ -473,7 +397,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       this.#dispatch();
       this.#finish();
     } catch (again) {
-      this.warnUnobserved(this, `failed while closing after an internal error: ${describe(again)}`, again);
+      this.warnUnobserved(this, `failed while closing after an internal error: ${describeError(again)}`, again);
     } finally {
       this.#failingInternally = false;
     }
@@ -553,23 +477,12 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
         this.#ready?.resolve();
         this.#ready = undefined;
         return;
-      case "reply": {
-        const p = this.#pending.get(e.requestId);
-        if (p) {
-          this.#pending.delete(e.requestId);
-          p.resolve(e);
-        }
+      case "reply":
+        this.#pending.resolve(e);
         return;
-      }
-      case "requestFailed": {
-        const p = this.#pending.get(e.requestId);
-        if (p) {
-          this.#pending.delete(e.requestId);
-          if (p.observed) this.#noteFailureSeen(e.scope, e.channel);
-          p.reject(errorFromClose(e.scope, e.reason));
-        }
+      case "requestFailed":
+        if (this.#pending.reject(e.requestId, errorFromClose(e.scope, e.reason))) this.#noteFailureSeen(e.scope, e.channel);
         return;
-      }
       case "delivery":
         this.#channels.get(e.channel)?.onDelivery(e);
         return;
@@ -617,7 +530,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   #onConnectionClosed(reason: CloseReason): void {
     const clean = isClean(reason);
-    if (!this.#abandoned) this.#closeError = this.#connectError(reason);
+    if (!this.#abandoned) this.#closeError = connectionError(reason, { where: this.#where(), handshaking: this.#ready !== undefined, cause: this.#transportErrorCause });
     const error = this.#closedError();
     let seen = this.#connectionFailureSeen || this.#abandoned || this.listenerCount("close") > 0;
     if (this.#ready) {
@@ -625,11 +538,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       this.#ready = undefined;
       seen = true;
     }
-    for (const [id, p] of this.#pending) {
-      this.#pending.delete(id);
-      if (p.observed) seen = true;
-      p.reject(error);
-    }
+    if (this.#pending.rejectAll(error)) seen = true;
     // A publish waiting for the socket to drain will never be sent: say so.
     if (this.#drainWaiters.length > 0) seen = true;
     for (const w of this.#drainWaiters) w.reject(error);
@@ -637,22 +546,6 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (this.#abandoned) return;
     this.emit("close", clean ? undefined : error);
     if (!clean && !seen) this.warnUnobserved(this, `connection to ${this.#where()} closed: ${error.message} (add a "close" listener to handle this)`, error);
-  }
-
-  /** Errors during the handshake get names that say what to fix. */
-  #connectError(reason: CloseReason): WarrenError {
-    const handshaking = this.#ready !== undefined;
-    if (handshaking && reason.initiator === "protocol" && reason.replyCode === 0) {
-      return new HandshakeError(`Could not connect to ${this.#where()}: ${reason.replyText}`);
-    }
-    const cause = this.#transportErrorCause;
-    if (cause !== undefined && reason.initiator === "transport") {
-      if (cause instanceof TransportError) return cause;
-      // The socket's own error (a TLS alert, a reset) says more than the machine's guess about why it ended.
-      const text = handshaking ? `Could not connect to ${this.#where()}: ${describe(cause)}` : `Connection to ${this.#where()} lost: ${describe(cause)}`;
-      return new TransportError(text, { cause });
-    }
-    return errorFromClose("connection", reason);
   }
 
   /** The machine is closed: let the transport go once what is queued (a close-ok, say) has been written. */
@@ -680,11 +573,6 @@ function isClean(reason: CloseReason): boolean {
   return reason.initiator === "client" && reason.replyCode === 200;
 }
 
-function describe(e: unknown): string {
-  const code = (e as { code?: unknown } | null)?.code;
-  const message = e instanceof Error ? e.message : String(e);
-  return (typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message).trim();
-}
 
 /**
  * Connects with the given runtime. Each adapter's `connect` calls this with its own Runtime.

@@ -14,6 +14,7 @@
  * broker cancelled it (its queue was deleted), or the channel's close error. A consumer has one iterator: a
  * second `for await` over it throws a UsageError, since each message can go to only one loop.
  */
+import { asyncDispose } from "./dispose.ts";
 import { Emitter } from "./emitter.ts";
 import { UsageError, WarrenError } from "./errors.ts";
 import type { Message } from "./message.ts";
@@ -71,7 +72,6 @@ const RESUME_AT = 1024;
 /** Where reading cannot pause, the most messages a consumer buffers before it gives up. */
 const OVERFLOW_AT = 4 * PAUSE_AT;
 
-const asyncDispose: typeof Symbol.asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose as typeof Symbol.asyncDispose ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
 
 export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<Message> {
   readonly consumerTag: string;

@@ -123,3 +123,33 @@ export function errorFromClose(scope: "channel" | "connection", reason: CloseRea
   if (reason.initiator === "transport" && scope === "connection") return new TransportError(message, details);
   return scope === "channel" ? new ChannelClosedError(message, details) : new ConnectionClosedError(message, details);
 }
+
+/**
+ * An error (a socket's, usually) as one line: its code (or its class, when it is not a plain Error) before its
+ * message, unless the message names it already — Node's do ("connect ECONNREFUSED 127.0.0.1:1"), Deno's and
+ * Bun's do not ("Connection refused (os error 111)").
+ * @example describeError(Object.assign(new Error("Connection refused"), { code: "ECONNREFUSED" })); // "ECONNREFUSED: Connection refused"
+ */
+export function describeError(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const code = (e as { code?: unknown }).code;
+  const tag = typeof code === "string" && code !== "" ? code : e.name !== "Error" ? e.name : "";
+  return tag !== "" && !e.message.includes(tag) ? `${tag}: ${e.message}` : e.message;
+}
+
+/**
+ * What a connection's end is reported as. Errors during the handshake get names that say what to fix, and a
+ * transport failure carries the socket's own error (a TLS alert, a reset), which says more than the
+ * machine's "the transport closed".
+ */
+export function connectionError(reason: CloseReason, at: { where: string; handshaking: boolean; cause: unknown }): WarrenError {
+  if (at.handshaking && reason.initiator === "protocol" && reason.replyCode === 0) {
+    return new HandshakeError(`Could not connect to ${at.where}: ${reason.replyText}`);
+  }
+  if (at.cause !== undefined && reason.initiator === "transport") {
+    if (at.cause instanceof TransportError) return at.cause;
+    const text = at.handshaking ? `Could not connect to ${at.where}: ${describeError(at.cause)}` : `Connection to ${at.where} lost: ${describeError(at.cause)}`;
+    return new TransportError(text, { cause: at.cause });
+  }
+  return errorFromClose("connection", reason);
+}

@@ -5,7 +5,7 @@
  * The password is kept out of every string this module makes: `redactUrl` shows it as "***", and nothing
  * here puts it in an error message.
  */
-import type { SaslMechanism } from "../machine/options.ts";
+import type { MachineOptions, SaslMechanism } from "../machine/options.ts";
 import type { FieldTable } from "../codec/amqp/field-table.ts";
 import { UsageError } from "./errors.ts";
 
@@ -236,4 +236,22 @@ export function resolveConnectOptions(url: string | undefined, options: ConnectO
 /** True for an IPv4 or IPv6 literal (which must not be sent as SNI). */
 export function isIpAddress(host: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+}
+
+/** What the machine is given: the AMQP side of the options, and the password (which the machine blanks once open). */
+export function machineOptions(o: ResolvedConnectOptions, platform: string): MachineOptions {
+  const clientProperties: FieldTable = { platform, ...o.clientProperties };
+  if (o.connectionName !== undefined) clientProperties.connection_name = o.connectionName;
+  return {
+    username: o.username,
+    password: o.password,
+    vhost: o.vhost,
+    mechanism: o.authMechanism,
+    ...(o.heartbeat !== undefined && { heartbeat: o.heartbeat }),
+    ...(o.frameMax !== undefined && { frameMax: o.frameMax }),
+    ...(o.channelMax !== undefined && { channelMax: o.channelMax }),
+    ...(o.maxBodySize !== undefined && { maxBodySize: o.maxBodySize }),
+    handshakeTimeout: 0, // the client's connect deadline covers TCP, TLS and the handshake together
+    clientProperties,
+  };
 }

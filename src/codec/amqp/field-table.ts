@@ -470,11 +470,9 @@ function encodeValue(w: Writer, v: FieldValue, depth: number): void {
  * @example isFieldTable(new Map()); // false
  */
 export function isFieldTable(v: unknown): v is FieldTable {
-  if (typeof v !== "object" || v === null) return false;
-  // The common cases first, at the cost of one prototype read: an object literal, or a decoded table.
-  const proto: unknown = Object.getPrototypeOf(v);
-  if (proto === Object.prototype || proto === TableObject.prototype || proto === null) return true;
   return (
+    typeof v === "object" &&
+    v !== null &&
     !Array.isArray(v) &&
     !ArrayBuffer.isView(v) &&
     !(v instanceof Date) &&

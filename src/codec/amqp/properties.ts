@@ -16,7 +16,7 @@ import { type Int64, shortString, u16, u64, u8 } from "../parsers.ts";
 import { shortStringInterned } from "../string-cache.ts";
 import type { Writer } from "../writer.ts";
 import { utf8Length } from "../utf8.ts";
-import { decodeFieldTable, encodeFieldTable, type FieldTable, isFieldTable } from "./field-table.ts";
+import { decodeFieldTable, encodeFieldTable, type FieldTable } from "./field-table.ts";
 
 /** Message properties, as RabbitMQ names them in its clients (camelCase of the spec's field names). */
 export interface BasicProperties {
@@ -92,8 +92,12 @@ export function encodeBasicProperties(w: Writer, p: PublishProperties): void {
   }
   if (p.headers !== undefined) {
     flags |= HEADERS;
-    if (!isFieldTable(p.headers)) invalid("headers", "an object (a field table)", p.headers);
-    encodeFieldTable(w, p.headers, "basic properties: headers");
+    const h = p.headers;
+    // The likely mistakes, cheaply (isFieldTable's full check, or a prototype read, costs 5% of a publish).
+    if (typeof h !== "object" || h === null || Array.isArray(h) || h instanceof Map || ArrayBuffer.isView(h)) {
+      invalid("headers", "an object (a field table)", h);
+    }
+    encodeFieldTable(w, h, "basic properties: headers");
   }
   if (p.deliveryMode !== undefined) {
     flags |= DELIVERY_MODE;
