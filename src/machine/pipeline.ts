@@ -117,12 +117,16 @@ export class Pipeline {
   /** Writes queued items in order until one is a request (which then waits for its reply). Never throws. */
   flush(ch: ChannelState): void {
     const out = this.core.out;
-    while (ch.inFlight === undefined && ch.queue.length > 0 && ch.lifecycle === "open") {
-      const item = ch.queue.shift()!;
+    const queue = ch.queue;
+    let n = 0;
+    while (ch.inFlight === undefined && n < queue.length && ch.lifecycle === "open") {
+      const item = queue[n++]!;
       out.raw(item.bytes);
       if (item.kind === "call") ch.inFlight = item.inFlight;
       else if (item.kind === "send" && item.consumer) applyConsumer(ch, item.consumer);
     }
+    // One splice, not a shift per item: 100k publishes queued behind a confirm.select must not be quadratic.
+    if (n > 0) queue.splice(0, n);
   }
 
   /** Writes one method frame straight to the output, or throws CommandError leaving the output as it was. */

@@ -200,7 +200,8 @@ export interface ClientContent<N extends MethodName = MethodName> {
   readonly bodyFrameSizes: number[];
 }
 
-function describeFrame(f: Frame | undefined): string {
+/** A frame as a few words, for failure messages. */
+export function describeFrame(f: Frame | undefined): string {
   if (f === undefined) return "nothing";
   switch (f.type) {
     case 1:

@@ -23,7 +23,7 @@ import type { Method, MethodByName, MethodName } from "../../src/codec/amqp/meth
 import type { BasicProperties } from "../../src/codec/amqp/properties.ts";
 import type { Int64 } from "../../src/codec/parsers.ts";
 import { concat } from "./bytes.ts";
-import { contentFrames, method, methodFrame, rabbitServerProperties, utf8 } from "./fake-broker.ts";
+import { contentFrames, describeFrame, method, methodFrame, rabbitServerProperties, utf8 } from "./fake-broker.ts";
 
 /** Where a peer's bytes go: the client's side of the transport. */
 export interface PeerLink {
@@ -65,21 +65,6 @@ export interface ReceivedMethod<N extends MethodName = MethodName> {
 
 const DEFAULT_WAIT_MS = 1000;
 
-function describeFrame(f: Frame | undefined): string {
-  if (f === undefined) return "nothing";
-  switch (f.type) {
-    case 1:
-      return `${f.method.name} on channel ${f.channel}`;
-    case 2:
-      return `a content header (${String(f.bodySize)} bytes) on channel ${f.channel}`;
-    case 3:
-      return `a ${f.payload.length}-byte body frame on channel ${f.channel}`;
-    case 8:
-      return "a heartbeat";
-    default:
-      return "a protocol header";
-  }
-}
 
 export class FakePeer {
   /** Every frame the client sent, in order (heartbeats included, the protocol header not); not kept with `onFrame`. */
