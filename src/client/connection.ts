@@ -256,7 +256,11 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** @internal */
   send(channel: number, method: Method): void {
-    this.#command(() => this.machine.send(channel, method));
+    try {
+      this.machine.send(channel, method); // acks: a hot path, so no closure for #command
+    } catch (e) {
+      throw this.#commandError(e);
+    }
     this.#scheduleFlush();
   }
 
@@ -274,7 +278,12 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** @internal */
   publish(channel: number, exchange: string, routingKey: string, body: Uint8Array, properties: PublishProperties, mandatory: boolean, immediate: boolean): number {
-    const seq = this.#command(() => this.machine.publish(channel, exchange, routingKey, body, properties, mandatory, immediate));
+    let seq: number;
+    try {
+      seq = this.machine.publish(channel, exchange, routingKey, body, properties, mandatory, immediate); // a hot path: no closure
+    } catch (e) {
+      throw this.#commandError(e);
+    }
     this.#scheduleFlush();
     return seq;
   }
@@ -330,13 +339,15 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     try {
       return f();
     } catch (e) {
-      if (e instanceof CommandError) {
-        if (e.code === "CONNECTION_CLOSED" || e.code === "NOT_OPEN") throw this.#closedError();
-        if (e.code === "CHANNEL_CLOSED") throw new ChannelClosedError(e.message);
-        throw new UsageError(e.message);
-      }
-      throw e;
+      throw this.#commandError(e);
     }
+  }
+
+  #commandError(e: unknown): unknown {
+    if (!(e instanceof CommandError)) return e;
+    if (e.code === "CONNECTION_CLOSED" || e.code === "NOT_OPEN") return this.#closedError();
+    if (e.code === "CHANNEL_CLOSED") return new ChannelClosedError(e.message);
+    return new UsageError(e.message);
   }
 
   /**
