@@ -48,6 +48,14 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   #markEnded!: () => void;
   #closing: Promise<void> | undefined;
   #consumers = new Map<string, Consumer>();
+  /**
+   * Consumers warren gave up on (an aborted basicConsume, an overflow) → whether they were noAck. Their
+   * deliveries still in flight are rejected (requeued) — or, for noAck ones, which the broker already
+   * forgot, dropped: rejecting those would close the channel with 406.
+   */
+  #orphans = new Map<string, boolean>();
+  /** The highest delivery tag settled by an ack or nack with `multiple` (warren must not settle below it again). */
+  #settledThrough: Int64 = 0;
   #confirms = new Map<number, PendingConfirm>();
   #flowActive = true;
 
@@ -194,6 +202,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       if (o.signal?.aborted) {
         // The application gave up waiting: do not leave a consumer running that nobody can see or cancel.
         // This runs inside dispatch, so it must not throw (the connection may be closing in the same read).
+        this.#orphans.set(consumerTag, noAck);
         this.#host.trySend(this.id, { name: "basic.cancel", classId: 60, methodId: 30, consumerTag, noWait: true });
         return;
       }
@@ -223,12 +232,14 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   /** @internal A consumer gives up on a message it could not handle (see basicConsume); never throws. */
   rejectUnhandled(deliveryTag: Int64, requeue: boolean): void {
+    if (deliveryTag <= this.#settledThrough) return; // the application acked it already, with multiple
     this.#host.trySend(this.id, { name: "basic.reject", classId: 60, methodId: 90, deliveryTag, requeue });
   }
 
   /** @internal A consumer that cannot bound its buffer stops the broker sending (see Consumer); never throws. */
-  abandonConsumer(consumerTag: string): void {
+  abandonConsumer(consumerTag: string, noAck: boolean): void {
     this.#consumers.delete(consumerTag);
+    this.#orphans.set(consumerTag, noAck);
     this.#host.trySend(this.id, { name: "basic.cancel", classId: 60, methodId: 30, consumerTag, noWait: true });
   }
 
@@ -317,10 +328,13 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   basicAck(deliveryTag: Int64, multiple = false): void {
     this.#send({ name: "basic.ack", classId: 60, methodId: 80, deliveryTag, multiple });
+    if (multiple && deliveryTag > this.#settledThrough) this.#settledThrough = deliveryTag;
   }
 
   basicNack(deliveryTag: Int64, o: { multiple?: boolean; requeue?: boolean } = {}): void {
-    this.#send({ name: "basic.nack", classId: 60, methodId: 120, deliveryTag, multiple: o.multiple ?? false, requeue: o.requeue ?? true });
+    const multiple = o.multiple ?? false;
+    this.#send({ name: "basic.nack", classId: 60, methodId: 120, deliveryTag, multiple, requeue: o.requeue ?? true });
+    if (multiple && deliveryTag > this.#settledThrough) this.#settledThrough = deliveryTag;
   }
 
   basicReject(deliveryTag: Int64, requeue = true): void {
@@ -392,9 +406,9 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     const message = new Message(this, e.message.body, e.message.properties, e.deliveryTag, e.redelivered, e.exchange, e.routingKey, e.consumerTag, undefined);
     const consumer = this.#consumers.get(e.consumerTag);
     if (consumer) consumer.deliver(message);
-    // A delivery for a consumer we no longer have (it raced a cancel or an aborted basicConsume): give it back
-    // rather than lose it.
-    else this.#host.trySend(this.id, { name: "basic.reject", classId: 60, methodId: 90, deliveryTag: e.deliveryTag, requeue: true });
+    // A delivery for a consumer we gave up on (it raced the cancel): give it back rather than lose it — unless
+    // it was noAck, when the broker has forgotten it and a reject would close the channel (406).
+    else if (this.#orphans.get(e.consumerTag) !== true) this.#host.trySend(this.id, { name: "basic.reject", classId: 60, methodId: 90, deliveryTag: e.deliveryTag, requeue: true });
   }
 
   /** @internal */

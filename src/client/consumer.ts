@@ -54,7 +54,7 @@ export interface ConsumerHost {
   /** basic.reject for a message the callback failed on; never throws. */
   rejectUnhandled(deliveryTag: Int64, requeue: boolean): void;
   /** Forget the consumer and send basic.cancel (no-wait); never throws. */
-  abandonConsumer(consumerTag: string): void;
+  abandonConsumer(consumerTag: string, noAck: boolean): void;
   warnUnobserved(source: object, message: string, error?: unknown): void;
 }
 
@@ -134,7 +134,7 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
       if (this.#settings.canPauseReading) {
         if (!this.#paused) this.#setPaused(true);
       } else if (buffered >= OVERFLOW_AT) {
-        this.#host.abandonConsumer(this.consumerTag);
+        this.#host.abandonConsumer(this.consumerTag, this.#settings.noAck);
         this.end(new ConsumerOverflowError(this.consumerTag, buffered));
       }
     }
