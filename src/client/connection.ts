@@ -71,6 +71,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #resolveClosed!: () => void;
   readonly #readPausers = new Set<object>();
   readonly #readPauseWarning = {};
+  readonly #internalFailureWarning = {};
   readonly #warned = new WeakSet<object>();
   /** Channels whose failure reached an awaiting promise since their last close. */
   readonly #failureSeen = new Set<number>();
@@ -408,7 +409,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       this.#dispatch();
       this.#finish();
     } catch (again) {
-      this.warnUnobserved(this, `failed while closing after an internal error: ${describeError(again)}`, again);
+      this.warnUnobserved(this.#internalFailureWarning, `failed while closing after an internal error: ${describeError(again)}`, again);
     } finally {
       this.#failingInternally = false;
     }
