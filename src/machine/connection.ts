@@ -247,12 +247,23 @@ export class ConnectionMachine {
   /**
    * Opens a channel on the next free id after the last one handed out (wrapping at channel_max), so a
    * just-closed id is not reused at once. The request settles with channel.open-ok (or fails).
+   * `preferred` asks for that channel number (it must be free and within channel_max).
    * @example const { channel, requestId } = m.openChannel();
    */
-  openChannel(): { channel: number; requestId: number } {
+  openChannel(preferred?: number): { channel: number; requestId: number } {
     this.assertOpen();
-    const id = freeChannelId(this.channels, this.nextChannelHint, this.channelMax);
-    if (id === 0) throw new CommandError("CHANNEL_LIMIT", `Cannot open a channel: all ${this.channelMax} channels are in use`);
+    let id: number;
+    if (preferred !== undefined) {
+      // A channel that must keep its number (a client recovering a connection reopens its channels as they were).
+      if (!Number.isInteger(preferred) || preferred < 1 || preferred > this.channelMax) {
+        throw new CommandError("INVALID_ARGUMENT", `Cannot open channel ${preferred}: channel numbers go from 1 to ${this.channelMax}`);
+      }
+      if (this.channels.has(preferred)) throw new CommandError("INVALID_ARGUMENT", `Cannot open channel ${preferred}: it is in use`);
+      id = preferred;
+    } else {
+      id = freeChannelId(this.channels, this.nextChannelHint, this.channelMax);
+      if (id === 0) throw new CommandError("CHANNEL_LIMIT", `Cannot open a channel: all ${this.channelMax} channels are in use`);
+    }
     this.nextChannelHint = (id % this.channelMax) + 1;
     const ch = new ChannelState(id);
     this.channels.set(id, ch);

@@ -17,6 +17,17 @@ describe("channel ids", () => {
     expect(broker.machine.isChannelOpen(1)).toBe(false); // not before open-ok
   });
 
+  it("can be asked for by number (a recovering client keeps its channel numbers); a number in use or out of range is refused", () => {
+    const broker = connected({}, { channelMax: 10 });
+    expect(broker.machine.openChannel(7).channel).toBe(7);
+    broker.expectMethod("channel.open", { channel: 7 });
+    expect(() => broker.machine.openChannel(7)).toThrow(expect.objectContaining({ name: "CommandError", code: "INVALID_ARGUMENT" }));
+    expect(() => broker.machine.openChannel(11)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+    expect(() => broker.machine.openChannel(0)).toThrow(expect.objectContaining({ code: "INVALID_ARGUMENT" }));
+    broker.expectNothingSent();
+    expect(broker.machine.openChannel().channel).toBe(8); // allocation carries on after the asked-for number
+  });
+
   it("channel.open-ok settles the open request and opens the channel", () => {
     const broker = connected();
     const { channel, requestId } = broker.machine.openChannel();
