@@ -479,7 +479,7 @@ class Workload {
     const logger = { warn: () => undefined };
     const conn = await this.track(
       "connect",
-      connect({ hostname: "127.0.0.1", port, heartbeat: 0, connectionTimeout: 1500, logger } as Parameters<typeof connect>[0]),
+      connect({ hostname: "127.0.0.1", port, heartbeat: 0, connectionTimeout: 1500, logger, recovery: false } as Parameters<typeof connect>[0]),
     );
     if (!conn) return;
     this.conn = conn;

@@ -13,11 +13,12 @@ import { encodeUtf8 } from "../codec/utf8.ts";
 import type { DeliveryEvent, PublishConfirmedEvent, ReturnEvent } from "../machine/events.ts";
 import { Consumer, ConsumerCancelledError } from "./consumer.ts";
 import { Emitter } from "./emitter.ts";
-import { AbortError, MessageReturnedError, PublishNackedError, UsageError, type WarrenError } from "./errors.ts";
+import { AbortError, MessageReturnedError, NotConnectedError, PublishNackedError, UsageError, type WarrenError } from "./errors.ts";
 import { Message, type MessageSettler } from "./message.ts";
 
 import type { ChannelEvents, ConsumeOptions, PublishOptions, QueueDeclareOptions, QueueDeclareResult, ExchangeDeclareOptions, Signal } from "./channel-options.ts";
 import type { ChannelHost, Reply, Request } from "./host.ts";
+import type { ConsumeStep } from "./recovery/replay.ts";
 import { asyncDispose } from "./dispose.ts";
 
 export type * from "./channel-options.ts";
@@ -56,6 +57,15 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   #orphans = new Map<string, boolean>();
   /** The highest delivery tag settled by an ack or nack with `multiple` (warren must not settle below it again). */
   #settledThrough: Int64 = 0;
+  /**
+   * Delivery tags across recoveries: the application sees the broker's tag plus `#tagOffset`, which moves to
+   * the highest tag seen whenever the connection is lost, so tags keep growing and a tag at or below it is
+   * from a connection that is gone (the broker redelivers that message; acking it would close the channel).
+   */
+  #tagOffset = 0;
+  #highestTag = 0;
+  /** The channel's settings to restore on a recovered connection, in the order they were made (qos, confirm, tx). */
+  #settings: Method[] = [];
   #confirms = new Map<number, PendingConfirm>();
   #flowActive = true;
 
@@ -99,19 +109,25 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       },
       o,
     );
+    if (!o.passive) {
+      this.#host.topology?.exchangeDeclared({ exchange, type, durable: o.durable ?? false, autoDelete: o.autoDelete ?? false, internal: o.internal ?? false, arguments: o.arguments ?? {} });
+    }
   }
 
   async exchangeDelete(exchange: string, o: { ifUnused?: boolean; noWait?: boolean } & Signal = {}): Promise<void> {
     await this.#call({ name: "exchange.delete", classId: 40, methodId: 20, exchange, ifUnused: o.ifUnused ?? false, noWait: o.noWait ?? false }, o);
+    this.#host.topology?.exchangeDeleted(exchange);
   }
 
   /** Binds exchange `destination` to `source` (a RabbitMQ extension). */
   async exchangeBind(destination: string, source: string, routingKey = "", args: FieldTable = {}, o: { noWait?: boolean } & Signal = {}): Promise<void> {
     await this.#call({ name: "exchange.bind", classId: 40, methodId: 30, destination, source, routingKey, noWait: o.noWait ?? false, arguments: args }, o);
+    this.#host.topology?.exchangeBound({ destination, source, routingKey, arguments: args });
   }
 
   async exchangeUnbind(destination: string, source: string, routingKey = "", args: FieldTable = {}, o: { noWait?: boolean } & Signal = {}): Promise<void> {
     await this.#call({ name: "exchange.unbind", classId: 40, methodId: 40, destination, source, routingKey, noWait: o.noWait ?? false, arguments: args }, o);
+    this.#host.topology?.exchangeUnbound({ destination, source, routingKey, arguments: args });
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -134,16 +150,22 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       },
       o,
     );
-    if (!reply) return { queue, messageCount: 0, consumerCount: 0 };
-    return { queue: reply.method.queue, messageCount: reply.method.messageCount, consumerCount: reply.method.consumerCount };
+    const result = reply ? { queue: reply.method.queue, messageCount: reply.method.messageCount, consumerCount: reply.method.consumerCount } : { queue, messageCount: 0, consumerCount: 0 };
+    if (!o.passive) {
+      const requested = { queue, durable: o.durable ?? false, exclusive: o.exclusive ?? false, autoDelete: o.autoDelete ?? false, arguments: o.arguments ?? {} };
+      this.#host.topology?.queueDeclared(requested, result.queue);
+    }
+    return result;
   }
 
   async queueBind(queue: string, exchange: string, routingKey = "", args: FieldTable = {}, o: { noWait?: boolean } & Signal = {}): Promise<void> {
     await this.#call({ name: "queue.bind", classId: 50, methodId: 20, queue, exchange, routingKey, noWait: o.noWait ?? false, arguments: args }, o);
+    this.#host.topology?.queueBound({ queue, exchange, routingKey, arguments: args });
   }
 
   async queueUnbind(queue: string, exchange: string, routingKey = "", args: FieldTable = {}, o: Signal = {}): Promise<void> {
     await this.#call({ name: "queue.unbind", classId: 50, methodId: 50, queue, exchange, routingKey, arguments: args }, o);
+    this.#host.topology?.queueUnbound({ queue, exchange, routingKey, arguments: args });
   }
 
   /** Removes all ready messages; resolves with how many. */
@@ -157,6 +179,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       { name: "queue.delete", classId: 50, methodId: 40, queue, ifUnused: o.ifUnused ?? false, ifEmpty: o.ifEmpty ?? false, noWait: o.noWait ?? false },
       o,
     );
+    this.#host.topology?.queueDeleted(queue);
     return { messageCount: reply?.method.messageCount ?? 0 };
   }
 
@@ -165,7 +188,9 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   /** basic.qos: at most `prefetchCount` unacked messages per consumer (or per channel with `global`). */
   async basicQos(prefetchCount: number, o: { prefetchSize?: number; global?: boolean } & Signal = {}): Promise<void> {
-    await this.#request({ name: "basic.qos", classId: 60, methodId: 10, prefetchSize: o.prefetchSize ?? 0, prefetchCount, global: o.global ?? false }, o);
+    const method: Request<"basic.qos"> = { name: "basic.qos", classId: 60, methodId: 10, prefetchSize: o.prefetchSize ?? 0, prefetchCount, global: o.global ?? false };
+    await this.#request(method, o);
+    this.#remember(method, (m) => m.name === "basic.qos" && m.global === method.global);
   }
 
   /**
@@ -210,6 +235,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       consumer = new Consumer(this, queue, consumerTag, settings);
       if (o.onError) consumer.on("error", o.onError);
       this.#consumers.set(consumerTag, consumer);
+      this.#host.topology?.consumerStarted({ key: consumer, queue, consumerTag, noLocal: method.noLocal, noAck, exclusive: method.exclusive, arguments: method.arguments });
     });
     if (!consumer) throw new Error("unreachable: basic.consume-ok dispatched without registering its consumer");
     return consumer;
@@ -233,11 +259,15 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   /** @internal A consumer gives up on a message it could not handle (see basicConsume); never throws. */
   rejectUnhandled(deliveryTag: Int64, requeue: boolean): void {
     if (deliveryTag <= this.#settledThrough) return; // the application acked it already, with multiple
-    this.#host.trySend(this.id, { name: "basic.reject", classId: 60, methodId: 90, deliveryTag, requeue });
+    const tag = this.#brokerTag(deliveryTag, false);
+    if (tag === undefined) return; // from before a recovery: the broker redelivers it anyway
+    this.#host.trySend(this.id, { name: "basic.reject", classId: 60, methodId: 90, deliveryTag: tag, requeue });
   }
 
   /** @internal A consumer that cannot bound its buffer stops the broker sending (see Consumer); never throws. */
   abandonConsumer(consumerTag: string, noAck: boolean): void {
+    const consumer = this.#consumers.get(consumerTag);
+    if (consumer) this.#host.topology?.consumerCancelled(consumer);
     this.#consumers.delete(consumerTag);
     this.#orphans.set(consumerTag, noAck);
     this.#host.trySend(this.id, { name: "basic.cancel", classId: 60, methodId: 30, consumerTag, noWait: true });
@@ -252,6 +282,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     await this.#request({ name: "basic.cancel", classId: 60, methodId: 30, consumerTag, noWait: false }, { signal });
     const consumer = this.#consumers.get(consumerTag);
     this.#consumers.delete(consumerTag);
+    if (consumer) this.#host.topology?.consumerCancelled(consumer);
     consumer?.end(undefined);
   }
 
@@ -268,6 +299,11 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     let seq: number;
     try {
       if (o.signal?.aborted) throw new AbortError("basicPublish aborted before it was sent", { cause: o.signal.reason });
+      if (this.#host.recovering) {
+        // Disconnected: wait for the next connection (bounded), with a copy that owns its bytes.
+        const copy = ownedCopy(this.#checkPublish("basicPublish", body, properties), properties);
+        return this.#host.whenRecovered(o.signal, "basicPublish").then(() => this.basicPublish(exchange, routingKey, copy.body, copy.properties, o));
+      }
       seq = this.#publish("basicPublish", exchange, routingKey, body, properties, o);
     } catch (e) {
       return Promise.reject(e);
@@ -297,19 +333,26 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
    * In confirm mode the outcome is not reported here; use basicPublish for that.
    */
   tryPublish(exchange: string, routingKey: string, body: Uint8Array | string, properties: PublishProperties = {}, o: PublishOptions = {}): boolean {
+    if (this.#host.recovering) throw new NotConnectedError("tryPublish: not sent, the connection is recovering (basicPublish waits for it)");
     const seq = this.#publish("tryPublish", exchange, routingKey, body, properties, o);
     if (seq !== 0) this.#confirms.set(seq, IGNORED_CONFIRM);
     return !this.#host.backpressured;
   }
 
   #publish(what: string, exchange: string, routingKey: string, body: Uint8Array | string, properties: PublishProperties, o: PublishOptions): number {
+    const bytes = this.#checkPublish(what, body, properties);
+    return this.#host.publish(this.id, exchange, routingKey, bytes, properties, o.mandatory ?? false, o.immediate ?? false);
+  }
+
+  /** The body as bytes, after the checks every publish gets before anything is sent. */
+  #checkPublish(what: string, body: Uint8Array | string, properties: PublishProperties): Uint8Array {
     if (this.#ended) throw this.#ended.rejection;
     let bytes: Uint8Array;
     if (typeof body === "string") bytes = encodeUtf8(body);
     else if (body instanceof Uint8Array) bytes = body;
     else throw new UsageError(`${what}: body must be a Uint8Array or a string, not ${describeValue(body)}`);
     if (properties === null || typeof properties !== "object") throw new UsageError(`${what}: properties must be an object, not ${describeValue(properties)}`);
-    return this.#host.publish(this.id, exchange, routingKey, bytes, properties, o.mandatory ?? false, o.immediate ?? false);
+    return bytes;
   }
 
   /** basic.get: one message, or null when the queue is empty. */
@@ -323,22 +366,53 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     });
     const m = reply.method;
     if (m.name !== "basic.get-ok" || !reply.message) return null;
-    return new Message(this, reply.message.body, reply.message.properties, m.deliveryTag, m.redelivered, m.exchange, m.routingKey, "", m.messageCount);
+    return new Message(this, reply.message.body, reply.message.properties, this.#appTag(m.deliveryTag), m.redelivered, m.exchange, m.routingKey, "", m.messageCount);
   }
 
-  basicAck(deliveryTag: Int64, multiple = false): void {
-    this.#send({ name: "basic.ack", classId: 60, methodId: 80, deliveryTag, multiple });
+  /**
+   * basic.ack. Returns false, sending nothing, for a delivery tag from before a connection recovery: the
+   * broker has forgotten it (it redelivers the message), and acking it would close the channel (406).
+   */
+  basicAck(deliveryTag: Int64, multiple = false): boolean {
+    const tag = this.#brokerTag(deliveryTag, multiple);
+    if (tag === undefined) return false;
+    this.#send({ name: "basic.ack", classId: 60, methodId: 80, deliveryTag: tag, multiple });
     if (multiple && deliveryTag > this.#settledThrough) this.#settledThrough = deliveryTag;
+    return true;
   }
 
-  basicNack(deliveryTag: Int64, o: { multiple?: boolean; requeue?: boolean } = {}): void {
+  /** basic.nack; returns false, as basicAck does, for a tag from before a recovery. */
+  basicNack(deliveryTag: Int64, o: { multiple?: boolean; requeue?: boolean } = {}): boolean {
     const multiple = o.multiple ?? false;
-    this.#send({ name: "basic.nack", classId: 60, methodId: 120, deliveryTag, multiple, requeue: o.requeue ?? true });
+    const tag = this.#brokerTag(deliveryTag, multiple);
+    if (tag === undefined) return false;
+    this.#send({ name: "basic.nack", classId: 60, methodId: 120, deliveryTag: tag, multiple, requeue: o.requeue ?? true });
     if (multiple && deliveryTag > this.#settledThrough) this.#settledThrough = deliveryTag;
+    return true;
   }
 
-  basicReject(deliveryTag: Int64, requeue = true): void {
-    this.#send({ name: "basic.reject", classId: 60, methodId: 90, deliveryTag, requeue });
+  /** basic.reject; returns false, as basicAck does, for a tag from before a recovery. */
+  basicReject(deliveryTag: Int64, requeue = true): boolean {
+    const tag = this.#brokerTag(deliveryTag, false);
+    if (tag === undefined) return false;
+    this.#send({ name: "basic.reject", classId: 60, methodId: 90, deliveryTag: tag, requeue });
+    return true;
+  }
+
+  /** The broker's tag for an application's, or undefined for one from a connection that is gone. */
+  #brokerTag(tag: Int64, multiple: boolean): Int64 | undefined {
+    if (this.#tagOffset === 0) return tag; // never recovered: the common case
+    if (multiple && (tag === 0 || tag === 0n)) return tag; // "everything outstanding", on this connection
+    if (tag <= this.#tagOffset) return undefined;
+    return typeof tag === "bigint" ? tag - BigInt(this.#tagOffset) : tag - this.#tagOffset;
+  }
+
+  /** The application's tag for one the broker sent (see #tagOffset). */
+  #appTag(tag: Int64): Int64 {
+    if (typeof tag === "bigint") return this.#tagOffset === 0 ? tag : tag + BigInt(this.#tagOffset);
+    const t = tag + this.#tagOffset;
+    if (t > this.#highestTag) this.#highestTag = t;
+    return t;
   }
 
   /** basic.recover: redeliver unacked messages (requeued unless `requeue` is false). */
@@ -352,10 +426,12 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   /** Puts the channel in confirm mode: from now on basicPublish resolves on the broker's ack. */
   async confirmSelect(o: Signal = {}): Promise<void> {
     await this.#request({ name: "confirm.select", classId: 85, methodId: 10, noWait: false }, o);
+    this.#remember({ name: "confirm.select", classId: 85, methodId: 10, noWait: false }, (m) => m.name === "confirm.select");
   }
 
   async txSelect(o: Signal = {}): Promise<void> {
     await this.#request({ name: "tx.select", classId: 90, methodId: 10 }, o);
+    this.#remember({ name: "tx.select", classId: 90, methodId: 10 }, (m) => m.name === "tx.select");
   }
   async txCommit(o: Signal = {}): Promise<void> {
     await this.#request({ name: "tx.commit", classId: 90, methodId: 20 }, o);
@@ -399,11 +475,50 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   }
 
   // ---------------------------------------------------------------------------------------------------
+  // Recovery
+
+  /** Keeps a setting to restore after a recovery; `same` finds the one it replaces. */
+  #remember(method: Method, same: (m: Method) => boolean): void {
+    if (!this.#host.topology) return;
+    this.#settings = this.#settings.filter((m) => !same(m));
+    this.#settings.push(method);
+  }
+
+  /**
+   * @internal The connection was lost and will be recovered: the channel lives on. Unconfirmed publishes were
+   * failed already (OutcomeUnknownError); tags delivered so far become stale.
+   */
+  onConnectionLost(): void {
+    this.#tagOffset = this.#highestTag;
+    this.#settledThrough = 0;
+  }
+
+  /** @internal On the recovered connection: reopen with the same number and restore qos, confirm and tx mode. */
+  async reopen(): Promise<void> {
+    await this.#host.reopenChannel(this.id);
+    for (const m of this.#settings) await this.#host.request(this.id, m as Request<RequestName>, undefined);
+  }
+
+  /** @internal */
+  hasConsumer(consumer: Consumer): boolean {
+    return this.#consumers.get(consumer.consumerTag) === consumer;
+  }
+
+  /** @internal Re-registers a consumer (same tag, same options) on the recovered connection. */
+  async resubscribe(step: ConsumeStep<Consumer>): Promise<void> {
+    const consumer = this.#consumers.get(step.consumerTag);
+    if (consumer !== step.key) return; // cancelled meanwhile
+    const { queue, consumerTag, noLocal, noAck, exclusive } = step;
+    await this.#host.request(this.id, { name: "basic.consume", classId: 60, methodId: 20, queue, consumerTag, noLocal, noAck, exclusive, noWait: false, arguments: step.arguments }, undefined);
+    consumer.resubscribed(queue);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
   // Internals called by the connection while dispatching machine events; none of them throws.
 
   /** @internal */
   onDelivery(e: DeliveryEvent): void {
-    const message = new Message(this, e.message.body, e.message.properties, e.deliveryTag, e.redelivered, e.exchange, e.routingKey, e.consumerTag, undefined);
+    const message = new Message(this, e.message.body, e.message.properties, this.#appTag(e.deliveryTag), e.redelivered, e.exchange, e.routingKey, e.consumerTag, undefined);
     const consumer = this.#consumers.get(e.consumerTag);
     if (consumer) consumer.deliver(message);
     // A delivery for a consumer we gave up on (it raced the cancel): give it back rather than lose it — unless
@@ -448,6 +563,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   onConsumerCancelled(consumerTag: string): void {
     const consumer = this.#consumers.get(consumerTag);
     this.#consumers.delete(consumerTag);
+    if (consumer) this.#host.topology?.consumerCancelled(consumer);
     consumer?.end(new ConsumerCancelledError(consumerTag));
     this.emit("cancel", consumerTag);
   }
@@ -466,7 +582,10 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     if (this.#ended) return;
     this.#ended = { error, rejection };
     let seen = observed || this.listenerCount("close") > 0;
-    for (const consumer of this.#consumers.values()) seen = consumer.end(error) || seen;
+    for (const consumer of this.#consumers.values()) {
+      this.#host.topology?.consumerCancelled(consumer); // gone with the channel: nothing to replay
+      seen = consumer.end(error) || seen;
+    }
     this.#consumers.clear();
     for (const pending of this.#confirms.values()) {
       if (pending !== IGNORED_CONFIRM) seen = true;
@@ -482,6 +601,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   #request<N extends RequestName>(method: Request<N>, o: Signal, onReply?: (e: Reply<N>) => void): Promise<Reply<N>> {
     if (this.#ended) return Promise.reject(this.#ended.rejection);
     if (o.signal?.aborted) return Promise.reject(new AbortError("operation aborted before it was sent", { cause: o.signal.reason }));
+    if (this.#host.recovering) return this.#host.whenRecovered(o.signal, method.name).then(() => this.#request(method, o, onReply));
     return this.#host.request(this.id, method, o.signal, onReply);
   }
 
@@ -494,6 +614,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   #sendNoWait(method: Method, o: Signal): Promise<void> {
     if (this.#ended) return Promise.reject(this.#ended.rejection);
     if (o.signal?.aborted) return Promise.reject(new AbortError("operation aborted before it was sent", { cause: o.signal.reason }));
+    if (this.#host.recovering) return this.#host.whenRecovered(o.signal, method.name).then(() => this.#sendNoWait(method, o));
     try {
       this.#host.send(this.id, method);
     } catch (e) {
@@ -509,6 +630,17 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 }
 
 const IGNORED_CONFIRM: PendingConfirm = { resolve() {}, reject() {} };
+
+/**
+ * A publish that waits for a recovered connection owns what it will send: the body is copied, and so are the
+ * properties and their headers table, one level down (deeper tables are shared — document, don't deep-clone
+ * TypedField values).
+ */
+function ownedCopy(body: Uint8Array, properties: PublishProperties): { body: Uint8Array; properties: PublishProperties } {
+  const copy: PublishProperties = { ...properties };
+  if (properties.headers) copy.headers = { ...properties.headers };
+  return { body: body.slice(), properties: copy };
+}
 
 function describeValue(v: unknown): string {
   if (v === null) return "null";

@@ -23,7 +23,25 @@ import type { CloseReason, MachineEvent, ReplyEvent } from "../machine/events.ts
 import { Channel, type ChannelHost, type Reply, type Request } from "./channel.ts";
 import { asyncDispose } from "./dispose.ts";
 import { Emitter } from "./emitter.ts";
-import { AbortError, ChannelClosedError, ConnectionClosedError, connectionError, describeError, errorFromClose, TransportError, UsageError, type WarrenError } from "./errors.ts";
+import {
+  AbortError,
+  AccessRefusedError,
+  ChannelClosedError,
+  ConnectionClosedError,
+  connectionError,
+  describeError,
+  errorFromClose,
+  HandshakeError,
+  NotAllowedError,
+  OutcomeUnknownError,
+  TransportError,
+  UsageError,
+  type WarrenError,
+} from "./errors.ts";
+import type { Consumer } from "./consumer.ts";
+import { type ReconnectingInfo, Recovery, type RecoveryHost } from "./recovery/engine.ts";
+import { ReplayInterrupted, type ReplayReport, replayTopology } from "./recovery/replay.ts";
+import { Topology } from "./recovery/topology.ts";
 import { ConnectAttempt } from "./connect-attempt.ts";
 import { PendingRequests } from "./requests.ts";
 import { type ConnectOptions, type Logger, machineOptions, redactUrl, resolveConnectOptions, type ResolvedConnectOptions } from "./options.ts";
@@ -40,14 +58,30 @@ export type ConnectionEvents = {
    * stopped nothing arrives for any channel of this connection; a prefetch (basicQos) keeps it from happening.
    */
   readPaused: (paused: boolean) => void;
+  /** The connection was lost and is being recovered (automatic recovery); `error` says why. */
+  disconnected: (error: WarrenError) => void;
+  /** A reconnect attempt is about to start, after `delay` ms. */
+  reconnecting: (info: ReconnectingInfo) => void;
+  /** The connection is back: channels, topology and consumers were replayed; `report` lists renamed queues and failed steps. */
+  recovered: (report: ReplayReport) => void;
+  /** Recovery gave up (attempts or time exhausted, or bad credentials); `close` follows. */
+  recoveryFailed: (error: WarrenError) => void;
 };
 
 /** The options a connection keeps: everything but the password, which only the machine needs (and blanks once open). */
 type KeptOptions = Omit<ResolvedConnectOptions, "password">;
 
 export class Connection extends Emitter<ConnectionEvents> implements ChannelHost {
-  /** @internal */
-  readonly machine: ConnectionMachine;
+  #machine: ConnectionMachine;
+  /** Bumped for every machine (a reconnect starts a new one): callbacks of an older transport are ignored. */
+  #generation = 0;
+  /** Automatic recovery, unless turned off; the password is kept (privately) only for it. */
+  readonly #recovery: Recovery | undefined;
+  readonly #password: string | undefined;
+  /** What the application declared, for replay after a reconnect. */
+  readonly #topology: Topology<Consumer> | undefined;
+  #lastReplay: ReplayReport = { renamedQueues: [], failures: [] };
+  #everOpened = false;
   readonly #runtime: Runtime;
   readonly #options: KeptOptions;
   readonly #logger: Logger;
@@ -87,7 +121,17 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     this.#options = kept;
     this.#logger = options.logger;
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.machine = new ConnectionMachine(machineOptions(options, runtime.platform), runtime.now());
+    this.#machine = new ConnectionMachine(machineOptions(options, runtime.platform), runtime.now());
+    if (options.recovery !== undefined) {
+      this.#password = options.password;
+      this.#topology = new Topology<Consumer>();
+      this.#recovery = new Recovery(this.#recoveryHost(), options.recovery);
+    }
+  }
+
+  /** @internal The current machine (a new one after each reconnect). */
+  get machine(): ConnectionMachine {
+    return this.#machine;
   }
 
   /**
@@ -95,20 +139,31 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
    * aborts. The transport gets one AbortSignal for both, so it gives up at once too.
    */
   async open(signal: AbortSignal | undefined): Promise<this> {
+    try {
+      await this.#connectTransport(signal);
+    } catch (e) {
+      this.#abandon(e);
+      throw e;
+    }
+    this.#everOpened = true;
+    return this;
+  }
+
+  /** Opens a transport for the current machine and waits for its handshake, within connectionTimeout. */
+  async #connectTransport(signal: AbortSignal | undefined): Promise<void> {
+    const gen = this.#generation;
     const attempt = new ConnectAttempt(this.#where(), this.#options.connectionTimeout, signal);
     const ready = new Promise<void>((resolve, reject) => (this.#ready = { resolve, reject }));
     ready.catch(() => undefined);
     try {
-      const transport = this.#runtime.connect(this.#options as ResolvedConnectOptions, this.#handlers(), attempt.signal);
-      // A transport that connects after we gave up must still be closed.
-      transport.then((t) => { if (this.#abandoned) t.destroy(); }, () => undefined);
+      const transport = this.#runtime.connect(this.#options as ResolvedConnectOptions, this.#handlers(gen), attempt.signal);
+      // A transport that connects after we gave up (or moved on to another attempt) must still be closed.
+      transport.then((t) => { if (this.#abandoned || gen !== this.#generation) t.destroy(); }, () => undefined);
       this.#transport = await Promise.race([transport, attempt.failed]);
       this.#flush();
       await Promise.race([ready, attempt.failed]);
-      return this;
     } catch (e) {
       attempt.abort(e);
-      this.#abandon(e);
       throw e;
     } finally {
       attempt.dispose();
@@ -116,18 +171,18 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   }
 
   /** The transport's callbacks: whatever happens inside, nothing is thrown back into the runtime's socket code. */
-  #handlers(): TransportHandlers {
+  #handlers(gen: number): TransportHandlers {
     return {
-      onData: (bytes) => this.#guarded(() => {
+      onData: (bytes) => gen === this.#generation && this.#guarded(() => {
         this.machine.handleInput(bytes, this.#runtime.now());
         this.#afterMachine();
       }),
-      onDrain: () => this.#guarded(() => {
+      onDrain: () => gen === this.#generation && this.#guarded(() => {
         this.#transportFull = false;
         this.#flush();
         this.#wakeWriters();
       }),
-      onClose: (error) => this.#guarded(() => {
+      onClose: (error) => gen === this.#generation && this.#guarded(() => {
         this.#transportFull = false;
         if (!this.machine.isClosed) {
           if (error !== undefined) this.#transportErrorCause = error;
@@ -162,6 +217,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   /** Opens a channel. */
   async openChannel(o: { signal?: AbortSignal } = {}): Promise<Channel> {
     if (o.signal?.aborted) throw new AbortError("openChannel aborted before it was sent", { cause: o.signal.reason });
+    if (this.recovering) await this.whenRecovered(o.signal, "openChannel");
     const { channel, requestId } = this.#command(() => this.machine.openChannel());
     const ch = new Channel(this, channel);
     this.#channels.set(channel, ch);
@@ -175,7 +231,13 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** Closes the connection and every channel on it. Resolves once the broker confirmed (or the timeout). */
   async close(): Promise<void> {
-    if (!this.machine.isClosed) {
+    if (this.#recovery?.state === "recovering") {
+      // Between two connections (or in the middle of a reconnect attempt): stop, and end everything here.
+      this.#recovery.stop(new ConnectionClosedError("Connection closed by the application while it was recovering"));
+      if (!this.machine.isClosed) this.machine.close();
+      this.#afterMachine();
+      this.#endForGood(undefined);
+    } else if (!this.machine.isClosed) {
       this.machine.close();
       this.#afterMachine();
     }
@@ -205,7 +267,27 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** True once the connection is closed. */
   get closed(): boolean {
-    return this.machine.isClosed;
+    return this.machine.isClosed && this.#recovery?.state !== "recovering";
+  }
+
+  /** "open", "recovering" (between a connection loss and its recovery), or "closed". */
+  get state(): "open" | "recovering" | "closed" {
+    return this.closed ? "closed" : this.recovering ? "recovering" : "open";
+  }
+
+  /** @internal True between a connection loss and its recovery. */
+  get recovering(): boolean {
+    return this.#recovery?.state === "recovering";
+  }
+
+  /** @internal Resolves once the connection is open again; rejects with NotConnectedError past the wait timeout. */
+  whenRecovered(signal: AbortSignal | undefined, what: string): Promise<void> {
+    return this.#recovery?.whenRecovered(signal, what) ?? Promise.resolve();
+  }
+
+  /** @internal */
+  get topology(): Topology<Consumer> | undefined {
+    return this.#topology;
   }
 
   /** Resolves when the connection has closed, for whatever reason. Never rejects. */
@@ -290,7 +372,21 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   }
 
   /** @internal */
+  async reopenChannel(channel: number): Promise<void> {
+    const { requestId } = this.#command(() => this.machine.openChannel(channel));
+    this.#flushForRequest();
+    await this.#pending.wait(requestId, undefined);
+  }
+
+  /** @internal */
   closeChannel(channel: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.recovering) {
+      // No connection to send channel.close on: the channel just ends, and is not reopened.
+      const ch = this.#channels.get(channel);
+      this.#channels.delete(channel);
+      ch?.onClosed(undefined, new ChannelClosedError(`Channel ${channel} closed by the application`), true);
+      return Promise.resolve();
+    }
     let requestId: number;
     try {
       requestId = this.#command(() => this.machine.closeChannel(channel));
@@ -504,9 +600,14 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       case "publishConfirmed":
         this.#channels.get(e.channel)?.onConfirm(e);
         return;
-      case "publishFailed":
-        if (this.#channels.get(e.channel)?.onPublishFailed(e.seq, errorFromClose(e.scope, e.reason))) this.#noteFailureSeen(e.scope, e.channel);
+      case "publishFailed": {
+        // Lost with a connection that will be recovered: the broker may or may not have it.
+        const error = e.scope === "connection" && this.#willRecover(e.reason)
+          ? new OutcomeUnknownError(`The outcome of publish #${e.seq} on channel ${e.channel} is unknown: the connection was lost before the broker confirmed it (${e.reason.replyText})`)
+          : errorFromClose(e.scope, e.reason);
+        if (this.#channels.get(e.channel)?.onPublishFailed(e.seq, error)) this.#noteFailureSeen(e.scope, e.channel);
         return;
+      }
       case "consumerCancelled":
         this.#channels.get(e.channel)?.onConsumerCancelled(e.consumerTag);
         return;
@@ -515,6 +616,10 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
         return;
       case "channelClosed": {
         const ch = this.#channels.get(e.channel);
+        if (ch && e.scope === "connection" && this.#willRecover(e.reason)) {
+          ch.onConnectionLost(); // it lives on, and is reopened when the connection recovers
+          return;
+        }
         this.#channels.delete(e.channel);
         const seen = this.#failureSeen.delete(e.channel) || e.scope === "connection"; // the connection reports its own failure
         const rejection = errorFromClose(e.scope, e.reason);
@@ -543,7 +648,20 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #onConnectionClosed(reason: CloseReason): void {
     const clean = isClean(reason);
     if (!this.#abandoned) this.#closeError = connectionError(reason, { where: this.#where(), handshaking: this.#ready !== undefined, cause: this.#transportErrorCause });
+    this.#transportErrorCause = undefined;
     const error = this.#closedError();
+    if (this.#willRecover(reason)) {
+      // Not the end: a reconnect attempt whose handshake failed, or a loss to recover from.
+      this.#ready?.reject(error);
+      this.#ready = undefined;
+      this.#pending.rejectAll(error);
+      for (const w of this.#drainWaiters) w.reject(error);
+      this.#drainWaiters = [];
+      if (this.#recovery!.state === "open") this.emit("disconnected", error);
+      this.#recovery!.lost(error);
+      return;
+    }
+    this.#recovery?.stop(error);
     let seen = this.#connectionFailureSeen || this.#abandoned || this.listenerCount("close") > 0;
     if (this.#ready) {
       this.#ready.reject(error);
@@ -568,7 +686,106 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       this.#transport = undefined;
       t.end();
     }
+    if (this.#recovery?.state !== "recovering") this.#resolveClosed();
+  }
+
+  /**
+   * Whether a connection that ended for `reason` is recovered: when recovery is on, the connection had opened,
+   * and the application did not close it — except for bad credentials or an unknown vhost, which no retry fixes.
+   */
+  #willRecover(reason: CloseReason): boolean {
+    if (!this.#recovery || !this.#everOpened || this.#abandoned || this.#recovery.state === "closed") return false;
+    if (reason.initiator === "client") return false;
+    return !(reason.initiator === "broker" && (reason.replyCode === 403 || reason.replyCode === 530));
+  }
+
+  /** Recovery stopped (the application closed, or the policy gave up): every channel ends, then the connection. */
+  #endForGood(error: WarrenError | undefined): void {
+    const rejection = error ?? new ConnectionClosedError("Connection closed by the application");
+    for (const ch of [...this.#channels.values()]) ch.onClosed(error, rejection, true);
+    this.#channels.clear();
+    this.#closeError = rejection;
+    this.#clearTimer();
+    this.emit("close", error);
     this.#resolveClosed();
+  }
+
+  /** Reopens every channel (same numbers, same settings), then replays the topology and consumers. */
+  async #replay(): Promise<void> {
+    const gen = this.#generation;
+    const lost = () => gen !== this.#generation || this.machine.isClosed;
+    try {
+      for (const ch of [...this.#channels.values()].sort((a, b) => a.id - b.id)) await ch.reopen();
+    } catch (e) {
+      if (lost()) throw new ReplayInterrupted(e);
+      throw e;
+    }
+    if (!this.#topology) return;
+    const request = (channel: number, method: Method): Promise<ReplyEvent> => {
+      const requestId = this.#command(() => this.machine.call(channel, method));
+      this.#flushForRequest();
+      return this.#pending.wait(requestId, undefined);
+    };
+    this.#lastReplay = await replayTopology<Consumer>(
+      {
+        openScratchChannel: async () => {
+          const { channel, requestId } = this.#command(() => this.machine.openChannel());
+          this.#flushForRequest();
+          await this.#pending.wait(requestId, undefined);
+          return channel;
+        },
+        closeScratchChannel: (channel) => {
+          if (this.machine.isChannelOpen(channel)) this.machine.closeChannel(channel);
+          this.#flushForRequest();
+        },
+        request,
+        consume: async (step) => {
+          const ch = [...this.#channels.values()].find((c) => c.hasConsumer(step.key));
+          if (ch) await ch.resubscribe(step);
+        },
+        lost,
+      },
+      this.#topology,
+    );
+    if (this.listenerCount("recovered") === 0) {
+      for (const f of this.#lastReplay.failures) this.warnUnobserved(f, `recovery: ${f.step} failed: ${describeError(f.error)} (the "recovered" event reports these)`, f.error);
+    }
+  }
+
+  /** What the recovery loop (recovery/engine.ts) needs from the connection. */
+  #recoveryHost(): RecoveryHost {
+    return {
+      connectAgain: async (signal) => {
+        this.#clearTimer();
+        this.#transport?.destroy();
+        this.#transport = undefined;
+        this.#generation++;
+        this.#machine = new ConnectionMachine(machineOptions(Object.assign({ ...this.#options }, { password: this.#password! }), this.#runtime.platform), this.#runtime.now());
+        try {
+          await this.#connectTransport(signal);
+        } catch (e) {
+          // This attempt's transport and machine are dropped; the loop decides what comes next.
+          const t = this.#transport as Transport | undefined; // set by #connectTransport meanwhile
+          this.#transport = undefined;
+          t?.destroy();
+          if (!this.machine.isClosed) {
+            this.machine.handleEnd(this.#runtime.now());
+            this.#afterMachine();
+          }
+          throw e;
+        }
+      },
+      replay: () => this.#replay(),
+      isFatal: (e) => e instanceof AccessRefusedError || e instanceof NotAllowedError || e instanceof HandshakeError || e instanceof UsageError,
+      reconnecting: (info) => this.emit("reconnecting", info),
+      recovered: () => this.emit("recovered", this.#lastReplay),
+      gaveUp: (e) => {
+        const error = e instanceof Error ? (e as WarrenError) : new ConnectionClosedError(String(e));
+        this.emit("recoveryFailed", error);
+        this.#endForGood(error);
+      },
+      now: () => this.#runtime.now(),
+    };
   }
 
   #closedError(): WarrenError {

@@ -75,7 +75,7 @@ const OVERFLOW_AT = 4 * PAUSE_AT;
 
 export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<Message> {
   readonly consumerTag: string;
-  readonly queue: string;
+  #queue: string;
   readonly #host: ConsumerHost;
   readonly #settings: ConsumerSettings;
   #buffer: Message[] = [];
@@ -89,9 +89,19 @@ export class Consumer extends Emitter<ConsumerEvents> implements AsyncIterable<M
   constructor(host: ConsumerHost, queue: string, consumerTag: string, settings: ConsumerSettings) {
     super();
     this.#host = host;
-    this.queue = queue;
+    this.#queue = queue;
     this.consumerTag = consumerTag;
     this.#settings = settings;
+  }
+
+  /** The queue it consumes from (a server-named queue gets a new name when a recovered connection redeclares it). */
+  get queue(): string {
+    return this.#queue;
+  }
+
+  /** @internal The consumer was re-registered after a recovery, on `queue`. */
+  resubscribed(queue: string): void {
+    this.#queue = queue;
   }
 
   /** True once the consumer was cancelled or its channel closed. */

@@ -90,6 +90,16 @@ export const HandshakeError = define("HandshakeError", "HANDSHAKE_ERROR");
 export const AbortError = define("AbortError", "ABORTED");
 /** The application called something wrongly (bad argument, closed channel). */
 export const UsageError = define("UsageError", "USAGE_ERROR");
+/**
+ * A confirm-mode publish whose outcome was lost with the connection: the broker may or may not have the
+ * message. Never a nack and never "not sent" — the application decides whether to publish it again.
+ */
+export const OutcomeUnknownError = define("OutcomeUnknownError", "OUTCOME_UNKNOWN");
+/**
+ * Not sent: the connection was recovering and did not come back within the publish timeout (or the wait was
+ * aborted, or too many publishes were already waiting). Safe to retry — the broker never saw it.
+ */
+export const NotConnectedError = define("NotConnectedError", "NOT_CONNECTED");
 
 const BY_REPLY_CODE: Record<number, ReturnType<typeof define>> = {
   311: ContentTooLargeError,

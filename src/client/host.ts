@@ -5,6 +5,8 @@
 import type { Method, MethodByName, RequestName, ResponseOf } from "../codec/amqp/methods.generated.ts";
 import type { PublishProperties } from "../codec/amqp/properties.ts";
 import type { ReplyEvent } from "../machine/events.ts";
+import type { Consumer } from "./consumer.ts";
+import type { Topology } from "./recovery/topology.ts";
 
 /**
  * What a channel needs from its connection: intention-level operations. The connection owns the machine and
@@ -43,6 +45,17 @@ export interface ChannelHost {
   readonly canPauseReading: boolean;
   /** Reports an error nobody observed (no listener, no awaiting promise), once per `source`. */
   warnUnobserved(source: object, message: string, error?: unknown): void;
+
+  // Recovery (see src/client/recovery/): all no-ops without it.
+
+  /** True between a connection loss and its recovery: requests and publishes wait for `whenRecovered`. */
+  readonly recovering: boolean;
+  /** Resolves once the connection is open again; rejects with NotConnectedError past the wait timeout or on abort. */
+  whenRecovered(signal: AbortSignal | undefined, what: string): Promise<void>;
+  /** Where successful declarations are recorded for replay; undefined without recovery. */
+  readonly topology: Topology<Consumer> | undefined;
+  /** Reopens channel `channel` (same number) on the recovered connection. */
+  reopenChannel(channel: number): Promise<void>;
 }
 
 /** A synchronous request, typed by its name. */

@@ -8,9 +8,9 @@ const utf8 = new TextDecoder();
 
 /** What a Message needs from its channel to settle itself. */
 export interface MessageSettler {
-  basicAck(deliveryTag: Int64, multiple?: boolean): void;
-  basicNack(deliveryTag: Int64, options?: { multiple?: boolean; requeue?: boolean }): void;
-  basicReject(deliveryTag: Int64, requeue?: boolean): void;
+  basicAck(deliveryTag: Int64, multiple?: boolean): boolean;
+  basicNack(deliveryTag: Int64, options?: { multiple?: boolean; requeue?: boolean }): boolean;
+  basicReject(deliveryTag: Int64, requeue?: boolean): boolean;
 }
 
 export class Message {
@@ -70,21 +70,25 @@ export class Message {
     this.#settled = true;
   }
 
-  /** basic.ack for this message. */
-  ack(multiple = false): void {
-    this.#settler.basicAck(this.deliveryTag, multiple);
+  /**
+   * basic.ack for this message. Returns false when the message arrived on a connection that has since been
+   * lost and recovered: the broker forgot its delivery tag (acking it would close the channel), so nothing is
+   * sent — and the broker redelivers the message, with `redelivered` set.
+   */
+  ack(multiple = false): boolean {
     this.#settled = true;
+    return this.#settler.basicAck(this.deliveryTag, multiple);
   }
 
-  /** basic.nack for this message; requeued unless `requeue` is false. */
-  nack(requeue = true, multiple = false): void {
-    this.#settler.basicNack(this.deliveryTag, { requeue, multiple });
+  /** basic.nack for this message; requeued unless `requeue` is false. Returns false as `ack` does. */
+  nack(requeue = true, multiple = false): boolean {
     this.#settled = true;
+    return this.#settler.basicNack(this.deliveryTag, { requeue, multiple });
   }
 
-  /** basic.reject for this message; requeued unless `requeue` is false. */
-  reject(requeue = true): void {
-    this.#settler.basicReject(this.deliveryTag, requeue);
+  /** basic.reject for this message; requeued unless `requeue` is false. Returns false as `ack` does. */
+  reject(requeue = true): boolean {
     this.#settled = true;
+    return this.#settler.basicReject(this.deliveryTag, requeue);
   }
 }

@@ -6,6 +6,8 @@
  * here puts it in an error message.
  */
 import type { MachineOptions, SaslMechanism } from "../machine/options.ts";
+import { type ReconnectOptions, resolveReconnectPolicy } from "./recovery/backoff.ts";
+import type { RecoveryOptions } from "./recovery/engine.ts";
 import type { FieldTable } from "../codec/amqp/field-table.ts";
 import { UsageError } from "./errors.ts";
 
@@ -57,6 +59,22 @@ export interface ConnectOptions {
    * object. Default: `console.warn`. Pass `{ warn() {} }` to silence it.
    */
   logger?: Logger;
+  /**
+   * Automatic recovery after a connection loss the application did not ask for (network, heartbeat, broker
+   * restart, connection.close 320): reconnect with backoff, reopen channels, replay topology and consumers.
+   * `false` turns it off. Default: on.
+   */
+  recovery?: boolean | RecoveryConnectOptions;
+}
+
+/** See ConnectOptions.recovery. */
+export interface RecoveryConnectOptions {
+  /** The reconnect policy: backoff with jitter, first retry at once. */
+  reconnect?: ReconnectOptions;
+  /** How long a publish or request made while disconnected waits for the connection, in ms. Default 30000. */
+  waitTimeout?: number;
+  /** How many publishes and requests may wait at once; past it they fail at once (NotConnectedError). Default 10000. */
+  maxWaiting?: number;
 }
 
 /** See ConnectOptions.logger. */
@@ -84,6 +102,8 @@ export interface ResolvedConnectOptions {
   readonly writeHighWaterMark: number;
   readonly signal: AbortSignal | undefined;
   readonly logger: Logger;
+  /** Undefined when recovery is off. */
+  readonly recovery: RecoveryOptions | undefined;
 }
 
 const MECHANISMS: readonly SaslMechanism[] = ["PLAIN", "AMQPLAIN", "EXTERNAL"];
@@ -193,6 +213,18 @@ function checkWhole(name: string, v: number | undefined, min: number, max: numbe
   if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) throw new UsageError(`Option ${name} must be a whole number from ${min} to ${max}, not ${v}`);
 }
 
+/** Whether recovery is on when `recovery` is not given. */
+export const RECOVERY_DEFAULT = true;
+
+function resolveRecovery(r: boolean | RecoveryConnectOptions | undefined): RecoveryOptions | undefined {
+  if (r === false || (r === undefined && !RECOVERY_DEFAULT)) return undefined;
+  const o: RecoveryConnectOptions = r === true || r === undefined ? {} : r;
+  if (typeof o !== "object" || o === null) throw new UsageError(`Option recovery must be true, false or an object, not ${String(r)}`);
+  checkWhole("recovery.waitTimeout", o.waitTimeout, 0, MAX_TIMEOUT);
+  checkWhole("recovery.maxWaiting", o.maxWaiting, 0, Number.MAX_SAFE_INTEGER);
+  return { reconnect: resolveReconnectPolicy(o.reconnect), waitTimeout: o.waitTimeout ?? 30_000, maxWaiting: o.maxWaiting ?? 10_000 };
+}
+
 const consoleLogger: Logger = {
   warn: (message, error) => (error === undefined ? console.warn(`warren: ${message}`) : console.warn(`warren: ${message}`, error)),
 };
@@ -229,6 +261,7 @@ export function resolveConnectOptions(url: string | undefined, options: ConnectO
     writeHighWaterMark: o.writeHighWaterMark ?? 1024 * 1024,
     signal: o.signal,
     logger: o.logger ?? consoleLogger,
+    recovery: resolveRecovery(o.recovery),
   };
   return Object.defineProperty(resolved, "password", { value: o.password ?? "guest", enumerable: false }) as ResolvedConnectOptions;
 }

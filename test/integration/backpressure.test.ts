@@ -34,7 +34,7 @@ async function openThroughProxy(): Promise<{ conn: Connection; transport: () => 
     ...nodeRuntime,
     connect: async (o, h, signal) => (transport = await nodeRuntime.connect(o, h, signal)),
   };
-  conn = await connectWith(runtime, `amqp://guest:guest@127.0.0.1:${proxy.port}/`, { writeHighWaterMark: HWM });
+  conn = await connectWith(runtime, `amqp://guest:guest@127.0.0.1:${proxy.port}/`, { writeHighWaterMark: HWM, recovery: false });
   return { conn, transport: () => transport! };
 }
 

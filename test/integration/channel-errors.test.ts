@@ -123,8 +123,9 @@ describe("a channel error", () => {
 });
 
 describe("a connection error", () => {
+  // Recovery off: these pin what a connection error does to everything on the connection.
   it("channel.flow active=false is answered by RabbitMQ with 540 NOT_IMPLEMENTED, closing the connection", async () => {
-    const { conn, ch } = await broker.channel();
+    const { conn, ch } = await broker.channel({ recovery: false });
     const other = await conn.openChannel();
     // active=true is accepted.
     expect(await ch.channelFlow(true)).toBe(true);
@@ -148,7 +149,7 @@ describe("a connection error", () => {
   });
 
   it("basic.recover requeue=false is answered with 540, and pending work on every channel rejects", async () => {
-    const { conn, ch } = await broker.channel();
+    const { conn, ch } = await broker.channel({ recovery: false });
     const other = await conn.openChannel();
     const { queue } = await other.queueDeclare("", { exclusive: true });
     const consumer = await other.basicConsume(queue);

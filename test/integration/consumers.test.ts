@@ -167,7 +167,8 @@ describe("callback consumers", () => {
   it("onError sees callback failures for messages that were waiting before basicConsume resolved", async () => {
     const { ch, queue } = await setup(3); // m0..m2 already in the queue: they arrive with consume-ok
     const errors: string[] = [];
-    const consumer = await ch.basicConsume(queue, { onError: (e, m) => errors.push(`${(e as Error).message} ${m.bodyText()}`) }, (m) => {
+    // requeueOnError: false, so each fails once (with the default they would be retried once more).
+    const consumer = await ch.basicConsume(queue, { requeueOnError: false, onError: (e, m) => errors.push(`${(e as Error).message} ${m.bodyText()}`) }, (m) => {
       throw new Error(`failed ${m.bodyText()}`);
     });
     expect(await waitFor(() => errors.length === 3, 5000)).toBe(true);

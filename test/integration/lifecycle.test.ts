@@ -194,7 +194,7 @@ describe("closing with work pending", () => {
   it("a connection cut by the network rejects everything with TransportError and reports it", async () => {
     const proxy = await startProxy();
     try {
-      const conn = await connect(`amqp://guest:guest@127.0.0.1:${proxy.port}/`);
+      const conn = await connect(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, { recovery: false });
       const ch = await conn.openChannel();
       const { queue } = await ch.queueDeclare("", { exclusive: true });
       await ch.confirmSelect();
@@ -223,7 +223,7 @@ describe("closing with work pending", () => {
       }
       const err = await within(5000, connClosed, "close event");
       expect(err).toBeInstanceOf(TransportError);
-      expect(err?.message).toMatch(/connection lost|closed/i);
+      expect(err?.message).toMatch(/lost|closed/i);
       expect(conn.closed).toBe(true);
       await expect(conn.close()).resolves.toBeUndefined();
       await expect(ch.basicQos(1)).rejects.toBeInstanceOf(TransportError);

@@ -90,7 +90,7 @@ describe("password redaction", () => {
   });
 
   it("an open connection, and the error when the broker force-closes it, do not contain the right password", async () => {
-    const conn = await connect(url(password), { connectionName: `marker-${user}` });
+    const conn = await connect(url(password), { connectionName: `marker-${user}`, recovery: false });
     const ch = await conn.openChannel();
     expect(conn.closed).toBe(false);
     expectNoMarker(conn);

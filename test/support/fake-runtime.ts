@@ -159,7 +159,7 @@ export async function openConnection(
   runtimeOptions: FakeRuntimeOptions = {},
 ): Promise<{ runtime: FakeRuntime; peer: FakePeer; conn: Connection }> {
   const runtime = new FakeRuntime(script, runtimeOptions);
-  const conn = await connectWith(runtime, { connectionTimeout: 2000, ...options } as ConnectOptions);
+  const conn = await connectWith(runtime, { connectionTimeout: 2000, recovery: false, ...options } as ConnectOptions);
   return { runtime, peer: runtime.peer, conn };
 }
 
@@ -170,7 +170,7 @@ export function startConnect(
   runtimeOptions: FakeRuntimeOptions = {},
 ): { runtime: FakeRuntime; peer: FakePeer; connecting: Promise<Connection> } {
   const runtime = new FakeRuntime(script, runtimeOptions);
-  const connecting = connectWith(runtime, { connectionTimeout: 2000, ...options } as ConnectOptions);
+  const connecting = connectWith(runtime, { connectionTimeout: 2000, recovery: false, ...options } as ConnectOptions);
   connecting.catch(() => undefined);
   return { runtime, peer: runtime.peer, connecting };
 }

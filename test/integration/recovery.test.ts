@@ -1,0 +1,232 @@
+/**
+ * Automatic recovery against RabbitMQ, with a fault proxy between client and broker: a connection the network
+ * takes away comes back by itself — the same Connection, Channel and Consumer objects, the topology replayed
+ * (a server-named queue renamed, its binding and consumer following), stale delivery tags dropped, publishes
+ * made while disconnected sent once it is back, and unconfirmed ones reported as OutcomeUnknownError.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { type Connection, connect, type ConnectOptions, type Message, NotConnectedError, OutcomeUnknownError } from "../../src/index.ts";
+import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.ts";
+import { recordUnhandledRejections, sleep, uniqueName, waitFor, within } from "../support/broker.ts";
+
+recordUnhandledRejections();
+
+const FAST: ConnectOptions["recovery"] = { reconnect: { initialDelayMs: 20, maxDelayMs: 200 } };
+
+let proxy: FaultProxy | undefined;
+const opened: Connection[] = [];
+const cleanups: (() => Promise<unknown>)[] = [];
+
+async function through(options: ConnectOptions = {}): Promise<{ conn: Connection; proxy: FaultProxy }> {
+  proxy ??= await startFaultProxy();
+  const conn = await connect(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, { recovery: FAST, logger: { warn() {} }, ...options });
+  opened.push(conn);
+  return { conn, proxy };
+}
+
+/** Waits for the next event `name` of `conn`. */
+function next<T = unknown>(conn: Connection, name: "disconnected" | "recovered" | "recoveryFailed" | "close"): Promise<T> {
+  return new Promise((resolve) => conn.once(name, ((x: T) => resolve(x)) as never));
+}
+
+afterEach(async () => {
+  for (const c of opened.splice(0)) await c.close().catch(() => undefined);
+  for (const f of cleanups.splice(0)) await f().catch(() => undefined);
+  await proxy?.close();
+  proxy = undefined;
+});
+
+/** A durable-enough queue on the broker directly (not through the proxy), deleted after the test. */
+async function namedQueue(): Promise<string> {
+  const admin = await connect("amqp://guest:guest@127.0.0.1:5672/", { recovery: false });
+  const ch = await admin.openChannel();
+  const queue = uniqueName("warren.recovery");
+  await ch.queueDeclare(queue);
+  cleanups.push(async () => {
+    const c = await admin.openChannel();
+    await c.queueDelete(queue);
+    await admin.close();
+  });
+  return queue;
+}
+
+describe("recovery after the network drops the connection", () => {
+  it("keeps the same objects: a consumer loop and a confirm-mode publisher carry on across repeated resets, no confirmed message lost", async () => {
+    const queue = await namedQueue();
+    const { conn, proxy } = await through();
+    const disconnects: unknown[] = [];
+    conn.on("disconnected", (e) => disconnects.push(e));
+    const ch = await conn.openChannel();
+    await ch.basicQos(50);
+    await ch.confirmSelect();
+    await ch.queueDeclare(queue);
+    const consumer = await ch.basicConsume(queue);
+    const received = new Set<string>();
+    const loop = (async () => {
+      for await (const m of consumer) {
+        received.add(m.bodyText());
+        m.ack();
+      }
+    })();
+
+    const outcome = { ok: [] as string[], unknown: [] as string[], notSent: [] as string[], other: [] as unknown[] };
+    const publishes: Promise<void>[] = [];
+    for (let i = 0; i < 600; i++) {
+      const id = `m${i}`;
+      publishes.push(
+        ch.basicPublish("", queue, id).then(
+          () => void outcome.ok.push(id),
+          (e: unknown) => {
+            if (e instanceof OutcomeUnknownError) outcome.unknown.push(id);
+            else if (e instanceof NotConnectedError) outcome.notSent.push(id);
+            else outcome.other.push(e);
+          },
+        ),
+      );
+      if (i % 150 === 75) {
+        proxy.reset();
+        await next(conn, "recovered");
+      } else if (i % 10 === 0) await sleep(1);
+    }
+    await within(20_000, Promise.all(publishes), "every publish settles");
+    expect(outcome.other).toEqual([]);
+    expect(outcome.ok.length + outcome.unknown.length + outcome.notSent.length).toBe(600);
+    expect(outcome.ok.length).toBeGreaterThan(400);
+    // Every confirmed message arrives (redelivered ones counted once).
+    expect(await waitFor(() => outcome.ok.every((id) => received.has(id)), 15_000)).toBe(true);
+    expect(disconnects).toHaveLength(4);
+    expect(conn.state).toBe("open");
+    expect(ch.closed).toBe(false);
+    expect(consumer.closed).toBe(false);
+    await consumer.cancel();
+    await loop;
+  });
+
+  it("replays a server-named queue under a new name; its binding and its consumer follow, and the rename is reported", async () => {
+    const { conn, proxy } = await through();
+    const ch = await conn.openChannel();
+    const exchange = uniqueName("warren.recovery.x");
+    await ch.exchangeDeclare(exchange, "fanout", { autoDelete: true });
+    const { queue: before } = await ch.queueDeclare("", { exclusive: true });
+    await ch.queueBind(before, exchange);
+    const got: Message[] = [];
+    const consumer = await ch.basicConsume(before, { noAck: true }, (m) => void got.push(m));
+
+    const recovered = next<{ renamedQueues: { from: string; to: string }[]; failures: unknown[] }>(conn, "recovered");
+    proxy.reset();
+    const report = await within(10_000, recovered, "recovered");
+    expect(report.failures).toEqual([]);
+    expect(report.renamedQueues).toHaveLength(1);
+    expect(report.renamedQueues[0]!.from).toBe(before);
+    const after = report.renamedQueues[0]!.to;
+    expect(after).not.toBe(before);
+    expect(consumer.queue).toBe(after);
+
+    await ch.basicPublish(exchange, "", "through the replayed binding");
+    expect(await waitFor(() => got.length === 1, 5000)).toBe(true);
+    expect(got[0]!.bodyText()).toBe("through the replayed binding");
+  });
+
+  it("an ack for a delivery from before the recovery sends nothing and returns false; the message comes again, redelivered", async () => {
+    const queue = await namedQueue();
+    const { conn, proxy } = await through();
+    const ch = await conn.openChannel();
+    await ch.basicQos(1);
+    await ch.basicPublish("", queue, "once");
+    const consumer = await ch.basicConsume(queue);
+    const it = consumer[Symbol.asyncIterator]();
+    const first = (await within(5000, it.next(), "first delivery")).value as Message;
+    expect(first.redelivered).toBe(false);
+
+    const recovered = next(conn, "recovered");
+    proxy.reset();
+    await within(10_000, recovered, "recovered");
+    expect(first.ack()).toBe(false); // stale: acking it would close the channel with 406
+    const again = (await within(5000, it.next(), "redelivery")).value as Message;
+    expect(again.bodyText()).toBe("once");
+    expect(again.redelivered).toBe(true);
+    expect(again.ack()).toBe(true);
+    await sleep(100);
+    expect(ch.closed).toBe(false);
+    await consumer.cancel();
+  });
+
+  it("a confirm-mode publish whose ack is lost with the connection rejects with OutcomeUnknownError", async () => {
+    const queue = await namedQueue();
+    const { conn, proxy } = await through();
+    const ch = await conn.openChannel();
+    await ch.confirmSelect();
+    proxy.pause(); // the publish stays in the proxy: its outcome cannot be known
+    const publishing = ch.basicPublish("", queue, "in doubt");
+    await sleep(50);
+    const recovered = next(conn, "recovered");
+    proxy.reset();
+    proxy.resume();
+    await expect(within(5000, publishing, "publish")).rejects.toBeInstanceOf(OutcomeUnknownError);
+    await within(10_000, recovered, "recovered");
+    await expect(ch.basicPublish("", queue, "after")).resolves.toBeUndefined();
+  });
+
+  it("a publish made while disconnected waits for the connection and is sent once it is back", async () => {
+    const queue = await namedQueue();
+    const { conn, proxy } = await through();
+    const ch = await conn.openChannel();
+    await ch.confirmSelect();
+    proxy.refuse(true);
+    const disconnected = next(conn, "disconnected");
+    proxy.reset();
+    await within(5000, disconnected, "disconnected");
+    expect(conn.state).toBe("recovering");
+    const body = new TextEncoder().encode("while away");
+    const publishing = ch.basicPublish("", queue, body);
+    body.fill(0); // the waiting publish owns a copy
+    await sleep(200);
+    proxy.refuse(false);
+    await within(10_000, publishing, "publish after recovery");
+    const m = await ch.basicGet(queue, { noAck: true });
+    expect(m?.bodyText()).toBe("while away");
+  });
+
+  it("a publish waits at most waitTimeout, then fails as not sent; close() during recovery ends it and everything pending", async () => {
+    const { conn, proxy } = await through({ recovery: { reconnect: { initialDelayMs: 20, maxDelayMs: 50 }, waitTimeout: 300 } });
+    const ch = await conn.openChannel();
+    proxy.refuse(true);
+    const disconnected = next(conn, "disconnected");
+    proxy.reset();
+    await within(5000, disconnected, "disconnected");
+    const started = Date.now();
+    await expect(ch.basicPublish("", "q", "never")).rejects.toBeInstanceOf(NotConnectedError);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    const waiting = ch.queueDeclare("", { exclusive: true });
+    const closed = next(conn, "close");
+    await conn.close();
+    await within(1000, closed, "close event");
+    await expect(waiting).rejects.toBeInstanceOf(NotConnectedError);
+    expect(conn.state).toBe("closed");
+    expect(ch.closed).toBe(true);
+  });
+
+  it("gives up after maxAttempts: recoveryFailed, then close with the error", async () => {
+    const { conn, proxy } = await through({ recovery: { reconnect: { initialDelayMs: 10, maxDelayMs: 20, maxAttempts: 3 } } });
+    const ch = await conn.openChannel();
+    const consumer = await ch.basicConsume((await ch.queueDeclare("", { exclusive: true })).queue);
+    proxy.refuse(true);
+    const failed = next<Error>(conn, "recoveryFailed");
+    const closed = next<Error | undefined>(conn, "close");
+    proxy.reset();
+    const error = await within(10_000, failed, "recoveryFailed");
+    expect(error).toBeInstanceOf(Error);
+    expect(await within(1000, closed, "close")).toBe(error);
+    expect(conn.closed).toBe(true);
+    expect(consumer.closed).toBe(true);
+    await expect(ch.basicPublish("", "q", "x")).rejects.toBeTruthy();
+  });
+
+  it("recovery: false closes the connection on a network failure, as before", async () => {
+    const { conn, proxy } = await through({ recovery: false });
+    const closed = next<Error | undefined>(conn, "close");
+    proxy.reset();
+    expect(await within(5000, closed, "close")).toBeInstanceOf(Error);
+    expect(conn.state).toBe("closed");
+  });
+});
