@@ -107,6 +107,12 @@ export class ChannelInput {
   }
 
   private onReply(ch: ChannelState, m: Method, message: Content | undefined): void {
+    if (m.name === "basic.consume-ok" && ch.consumers.has(m.consumerTag)) {
+      // A tag already in use on this channel would make two consumers one: the broker is broken. The consume
+      // request fails with the close, like everything else pending.
+      this.core.protocolError(REPLY.COMMAND_INVALID, `basic.consume-ok on channel ${ch.id} gave consumer tag ${m.consumerTag}, which is already in use`, m);
+      return;
+    }
     const inFlight = ch.inFlight!;
     ch.inFlight = undefined;
     switch (m.name) {

@@ -56,3 +56,29 @@ describe("content headers declaring huge bodies", () => {
     await settledWithin(Promise.all(gets));
   });
 });
+
+describe("a broker that answers two basic.consume requests with the same consumer tag (seed 20261204, run #79714)", () => {
+  it("is a protocol error: the connection closes and both consumers' loops end (before, the first loop hung for good)", async () => {
+    const { conn, peer } = await openConnection();
+    const ch = await conn.openChannel();
+    const first = ch.basicConsume("q1");
+    await peer.expectMethod("basic.consume");
+    peer.send(ch.id, method("basic.consume-ok", { consumerTag: "amq.ctag-1" }));
+    const consumer = await settledWithin(first);
+    const loop = (async () => {
+      for await (const _ of consumer) {
+        // nothing arrives
+      }
+    })();
+    loop.catch(() => undefined);
+    const second = ch.basicConsume("q2");
+    second.catch(() => undefined);
+    await peer.expectMethod("basic.consume");
+    peer.send(ch.id, method("basic.consume-ok", { consumerTag: "amq.ctag-1" }));
+    await settle();
+    expect(peer.methods("connection.close").map((m) => m.method.replyCode)).toEqual([503]);
+    await expect(settledWithin(second)).rejects.toMatchObject({ replyCode: 503 });
+    await expect(settledWithin(loop, 1000, "the first consumer's loop")).rejects.toMatchObject({ replyCode: 503 });
+    expect(conn.closed).toBe(true);
+  });
+});

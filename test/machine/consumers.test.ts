@@ -20,6 +20,20 @@ describe("basic.consume", () => {
     expect(broker.expectEvent("delivery")).toMatchObject({ channel: ch, consumerTag: "amq.ctag-xyz", deliveryTag: 1 });
   });
 
+  it("a consume-ok giving a tag already in use on the channel is a 503: the request is not settled as a reply", () => {
+    const broker = connected();
+    const ch = broker.openChannel();
+    broker.machine.call(ch, method("basic.consume", { queue: "q1" }));
+    broker.reply(ch, method("basic.consume-ok", { consumerTag: "dup" }));
+    broker.expectEvent("reply");
+    broker.machine.call(ch, method("basic.consume", { queue: "q2" }));
+    broker.reply(ch, method("basic.consume-ok", { consumerTag: "dup" }));
+    broker.expectMethod("basic.consume");
+    broker.expectMethod("basic.consume");
+    expect(broker.expectMethod("connection.close")).toMatchObject({ replyCode: 503, failingClassId: 60, failingMethodId: 21 });
+    broker.expectNoEvent();
+  });
+
   it("with no-wait goes out through send, with nothing to wait for", () => {
     const broker = connected();
     const ch = broker.openChannel();
