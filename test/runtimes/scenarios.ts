@@ -330,7 +330,7 @@ export const scenarios: Scenario[] = [
     async run(env) {
       const { w } = env;
       await withConnections(env, async (open) => {
-        const conn = await open();
+        const conn = await open(undefined, { recovery: false }); // this pins the close itself; recovery would reconnect
         const closed = new Promise<unknown>((r) => conn.on("close", r));
         const ch = await conn.openChannel();
         const err = await rejection(ch.exchangeDeclare(uniqueName("warren.rt.bad"), "x-no-such-type"), "exchange.declare of an unknown type");
@@ -350,7 +350,7 @@ export const scenarios: Scenario[] = [
       const { w } = env;
       const proxy = await env.stallProxy();
       try {
-        const conn = await w.connect(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, { connectionTimeout: 10_000 });
+        const conn = await w.connect(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, { connectionTimeout: 10_000, recovery: false });
         const closed = new Promise<unknown>((r) => conn.on("close", r));
         const ch = await conn.openChannel();
         proxy.stall(); // the request below never reaches the broker
@@ -363,6 +363,39 @@ export const scenarios: Scenario[] = [
         instanceOf(await rejection(conn.openChannel(), "openChannel on the lost connection"), w.TransportError, "openChannel on the lost connection");
       } finally {
         proxy.resume();
+        await proxy.close();
+      }
+    },
+  },
+  {
+    name: "recovers a connection the network drops: the same consumer keeps receiving, and publishing carries on",
+    async run(env) {
+      const { w } = env;
+      const proxy = await env.stallProxy();
+      try {
+        const conn = await w.connect(`amqp://guest:guest@127.0.0.1:${proxy.port}/`, { connectionTimeout: 10_000, recovery: { reconnect: { initialDelayMs: 20 } } });
+        try {
+          const ch = await conn.openChannel();
+          await ch.confirmSelect();
+          const { queue } = await ch.queueDeclare("", { exclusive: true });
+          const got: string[] = [];
+          const consumer = await ch.basicConsume(queue, { noAck: true }, (m) => void got.push(m.bodyText()));
+          await ch.basicPublish("", queue, "before");
+          await within(5000, (async () => { while (got.length < 1) await sleep(10); })(), "the first delivery");
+          const recovered = new Promise<unknown>((r) => conn.once("recovered", r));
+          proxy.cut();
+          await within(10_000, recovered, "the recovered event");
+          equal(conn.state, "open", "conn.state after recovery");
+          // The exclusive queue went with the old connection and was declared again under a new name.
+          const renamed = consumer.queue;
+          equal(renamed === queue, false, "the replayed queue has a new name");
+          await within(5000, ch.basicPublish("", renamed, "after"), "a confirmed publish after recovery");
+          await within(5000, (async () => { while (got.length < 2) await sleep(10); })(), "the delivery after recovery");
+          equal(got.join(","), "before,after", "what the consumer got");
+        } finally {
+          await conn.close();
+        }
+      } finally {
         await proxy.close();
       }
     },

@@ -83,6 +83,8 @@ export interface StallProxy {
   stall(): void;
   /** Reads again. */
   resume(): void;
+  /** Destroys every proxied connection (a network failure) and keeps listening. */
+  cut(): void;
   close(): Promise<void>;
 }
 
@@ -107,6 +109,9 @@ export async function stallProxy(): Promise<StallProxy> {
     resume() {
       stalled = false;
       for (const c of clients) c.resume();
+    },
+    cut() {
+      for (const socket of [...sockets, ...clients]) socket.destroy();
     },
     close: () => closeServer(server, sockets),
   };
