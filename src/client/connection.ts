@@ -1,9 +1,7 @@
 /**
- * The client connection: drives a ConnectionMachine over a Transport and turns its events into promises.
- *
- * The adapter loop from the machine's theory of operation lives here, once for every runtime:
- *   input  → machine.handleInput → drain transmits, dispatch events, re-arm the timer
- *   command (from a Channel, through ChannelHost) → the flush policy below decides when the bytes leave.
+ * The client connection: turns a ConnectionMachine's events into promises, channels and consumers, and
+ * recovers from a lost connection. The loop between machine and transport is driver.ts; the commands
+ * channels send, commands.ts; the recovery loop and replay, recovery/.
  *
  * Rules it keeps:
  * - Every promise handed out settles: the machine settles each request exactly once (reply or failure), and
@@ -19,7 +17,7 @@ import type { Method, RequestName } from "../codec/amqp/methods.generated.ts";
 import type { PublishProperties } from "../codec/amqp/properties.ts";
 import { ConnectionMachine } from "../machine/connection.ts";
 import { CommandError } from "../machine/errors.ts";
-import type { CloseReason, MachineEvent, ReplyEvent } from "../machine/events.ts";
+import type { CloseReason, MachineEvent } from "../machine/events.ts";
 import { Channel, type ChannelHost, type Reply, type Request } from "./channel.ts";
 import { asyncDispose } from "./dispose.ts";
 import { Emitter } from "./emitter.ts";
@@ -34,7 +32,6 @@ import {
   HandshakeError,
   NotAllowedError,
   OutcomeUnknownError,
-  TransportError,
   UsageError,
   type WarrenError,
 } from "./errors.ts";
@@ -45,7 +42,9 @@ import { Topology } from "./recovery/topology.ts";
 import { ConnectAttempt } from "./connect-attempt.ts";
 import { PendingRequests } from "./requests.ts";
 import { type ConnectOptions, type Logger, machineOptions, redactUrl, resolveConnectOptions, type ResolvedConnectOptions } from "./options.ts";
-import type { Runtime, Transport, TransportHandlers } from "./transport.ts";
+import type { Runtime } from "./transport.ts";
+import { Commands } from "./commands.ts";
+import { Driver } from "./driver.ts";
 
 export type ConnectionEvents = {
   /** The connection closed; `error` unless the application closed it. */
@@ -72,9 +71,6 @@ export type ConnectionEvents = {
 type KeptOptions = Omit<ResolvedConnectOptions, "password">;
 
 export class Connection extends Emitter<ConnectionEvents> implements ChannelHost {
-  #machine: ConnectionMachine;
-  /** Bumped for every machine (a reconnect starts a new one): callbacks of an older transport are ignored. */
-  #generation = 0;
   /** Automatic recovery, unless turned off; the password is kept (privately) only for it. */
   readonly #recovery: Recovery | undefined;
   readonly #password: string | undefined;
@@ -83,17 +79,14 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #lastReplay: ReplayReport = { renamedQueues: [], failures: [] };
   #everOpened = false;
   readonly #runtime: Runtime;
+  /** The machine, its transport, and the loop between them (a new machine after each reconnect). */
+  readonly #driver: Driver;
+  readonly #internalFailureWarning = {};
   readonly #options: KeptOptions;
   readonly #logger: Logger;
-  #transport: Transport | undefined;
   readonly #pending = new PendingRequests();
+  readonly #commands: Commands;
   readonly #channels = new Map<number, Channel>();
-  #flushScheduled = false;
-  #requestFlushScheduled = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = Infinity;
-  #drainWaiters: { resolve(): void; reject(e: Error): void }[] = [];
-  #transportFull = false;
   #transportErrorCause: unknown;
   #blocked: string | undefined;
   #closeError: WarrenError | undefined;
@@ -105,13 +98,10 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #resolveClosed!: () => void;
   readonly #readPausers = new Set<object>();
   readonly #readPauseWarning = {};
-  readonly #internalFailureWarning = {};
   readonly #warned = new WeakSet<object>();
   /** Channels whose failure reached an awaiting promise since their last close. */
   readonly #failureSeen = new Set<number>();
   #connectionFailureSeen = false;
-  #internalError: unknown;
-  #failingInternally = false;
 
   /** Use `connect()` from "warren" (or an adapter) instead. */
   constructor(runtime: Runtime, options: ResolvedConnectOptions) {
@@ -121,7 +111,15 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     this.#options = kept;
     this.#logger = options.logger;
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#machine = new ConnectionMachine(machineOptions(options, runtime.platform), runtime.now());
+    this.#driver = new Driver(runtime, new ConnectionMachine(machineOptions(options, runtime.platform), runtime.now()), options.writeHighWaterMark, {
+      handleEvent: (e) => this.#handleEvent(e),
+      machineClosed: () => {
+        if (this.#recovery?.state !== "recovering") this.#resolveClosed();
+      },
+      transportFailed: (cause) => (this.#transportErrorCause ??= cause),
+      warn: (message, error) => this.warnUnobserved(this.#internalFailureWarning, message, error),
+    });
+    this.#commands = new Commands(this.#driver, this.#pending, () => this.#closedError());
     if (options.recovery !== undefined) {
       this.#password = options.password;
       this.#topology = new Topology<Consumer>();
@@ -131,7 +129,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** @internal The current machine (a new one after each reconnect). */
   get machine(): ConnectionMachine {
-    return this.#machine;
+    return this.#driver.machine;
   }
 
   /**
@@ -151,16 +149,16 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** Opens a transport for the current machine and waits for its handshake, within connectionTimeout. */
   async #connectTransport(signal: AbortSignal | undefined): Promise<void> {
-    const gen = this.#generation;
+    const gen = this.#driver.generation;
     const attempt = new ConnectAttempt(this.#where(), this.#options.connectionTimeout, signal);
     const ready = new Promise<void>((resolve, reject) => (this.#ready = { resolve, reject }));
     ready.catch(() => undefined);
     try {
-      const transport = this.#runtime.connect(this.#options as ResolvedConnectOptions, this.#handlers(gen), attempt.signal);
+      const transport = this.#runtime.connect(this.#options as ResolvedConnectOptions, this.#driver.handlers(), attempt.signal);
       // A transport that connects after we gave up (or moved on to another attempt) must still be closed.
-      transport.then((t) => { if (this.#abandoned || gen !== this.#generation) t.destroy(); }, () => undefined);
-      this.#transport = await Promise.race([transport, attempt.failed]);
-      this.#flush();
+      transport.then((t) => { if (this.#abandoned || gen !== this.#driver.generation) t.destroy(); }, () => undefined);
+      this.#driver.transport = await Promise.race([transport, attempt.failed]);
+      this.#driver.flush();
       await Promise.race([ready, attempt.failed]);
     } catch (e) {
       attempt.abort(e);
@@ -170,43 +168,17 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     }
   }
 
-  /** The transport's callbacks: whatever happens inside, nothing is thrown back into the runtime's socket code. */
-  #handlers(gen: number): TransportHandlers {
-    return {
-      onData: (bytes) => gen === this.#generation && this.#guarded(() => {
-        this.machine.handleInput(bytes, this.#runtime.now());
-        this.#afterMachine();
-      }),
-      onDrain: () => gen === this.#generation && this.#guarded(() => {
-        this.#transportFull = false;
-        this.#flush();
-        this.#wakeWriters();
-      }),
-      onClose: (error) => gen === this.#generation && this.#guarded(() => {
-        this.#transportFull = false;
-        if (!this.machine.isClosed) {
-          if (error !== undefined) this.#transportErrorCause = error;
-          this.machine.handleEnd(this.#runtime.now());
-        }
-        this.#transport = undefined;
-        this.#afterMachine();
-      }),
-    };
-  }
-
   /** Gives up a connection attempt: nothing stays open, nothing stays pending, no event is emitted. */
   #abandon(e: unknown): void {
     if (this.#abandoned) return;
     this.#abandoned = true;
     this.#closeError = e instanceof Error ? (e as WarrenError) : undefined;
     this.#ready = undefined;
-    this.#clearTimer();
-    const t = this.#transport;
-    this.#transport = undefined;
-    t?.destroy();
-    this.#guarded(() => {
+    this.#driver.clearTimer();
+    this.#driver.destroyTransport();
+    this.#driver.guarded(() => {
       if (!this.machine.isClosed) this.machine.handleEnd(this.#runtime.now());
-      this.#afterMachine();
+      this.#driver.afterMachine();
     });
     this.#resolveClosed();
   }
@@ -218,10 +190,16 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   async openChannel(o: { signal?: AbortSignal } = {}): Promise<Channel> {
     if (o.signal?.aborted) throw new AbortError("openChannel aborted before it was sent", { cause: o.signal.reason });
     if (this.recovering) await this.whenRecovered(o.signal, "openChannel");
-    const { channel, requestId } = this.#command(() => this.machine.openChannel());
+    let opened: { channel: number; requestId: number };
+    try {
+      opened = this.machine.openChannel();
+    } catch (e) {
+      throw this.#commands.error(e);
+    }
+    const { channel, requestId } = opened;
     const ch = new Channel(this, channel);
     this.#channels.set(channel, ch);
-    this.#flushForRequest();
+    this.#driver.flushForRequest();
     await this.#pending.wait(requestId, o.signal, () => {
       // Opened after the caller gave up: close it rather than leave a channel nobody holds.
       if (o.signal?.aborted) ch.close().catch(() => undefined);
@@ -235,11 +213,11 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       // Between two connections (or in the middle of a reconnect attempt): stop, and end everything here.
       this.#recovery.stop(new ConnectionClosedError("Connection closed by the application while it was recovering"));
       if (!this.machine.isClosed) this.machine.close();
-      this.#afterMachine();
+      this.#driver.afterMachine();
       this.#endForGood(undefined);
     } else if (!this.machine.isClosed) {
       this.machine.close();
-      this.#afterMachine();
+      this.#driver.afterMachine();
     }
     await this.#closedPromise;
   }
@@ -247,22 +225,19 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   /** connection.update-secret: hands the broker a refreshed credential (e.g. an OAuth 2 token). */
   async updateSecret(newSecret: string, reason = "refresh", o: { signal?: AbortSignal } = {}): Promise<void> {
     if (o.signal?.aborted) throw new AbortError("updateSecret aborted before it was sent", { cause: o.signal.reason });
-    const requestId = this.#command(() => this.machine.updateSecret(new TextEncoder().encode(newSecret), reason));
-    this.#flushForRequest();
-    await this.#pending.wait(requestId, o.signal);
+    await this.#commands.updateSecret(new TextEncoder().encode(newSecret), reason, o.signal);
   }
 
   /** Resolves when publishing may go on: at once unless the socket's buffer is over the high-water mark. */
   writable(): Promise<void> | undefined {
-    if (!this.backpressured) return undefined;
+    if (!this.#driver.backpressured) return undefined;
     if (this.machine.isClosed) return Promise.reject(this.#closedError());
-    return new Promise((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
+    return this.#driver.writable();
   }
 
   /** True while the socket's buffer is over the high-water mark. */
   get backpressured(): boolean {
-    const buffered = (this.#transport?.bufferedAmount ?? 0) + this.machine.pendingTransmit;
-    return this.#transportFull || buffered > this.#options.writeHighWaterMark;
+    return this.#driver.backpressured;
   }
 
   /** True once the connection is closed. */
@@ -325,57 +300,27 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** @internal */
   request<N extends RequestName>(channel: number, method: Request<N>, signal: AbortSignal | undefined, onReply?: (e: Reply<N>) => void): Promise<Reply<N>> {
-    let requestId: number;
-    try {
-      requestId = this.#command(() => this.machine.call(channel, method as Method));
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    this.#flushForRequest();
-    // The one place a reply is narrowed: the machine accepts as a reply only a method the spec lists among
-    // the request's responses, so the event's method is a ResponseOf<N>.
-    return this.#pending.wait(requestId, signal, onReply as ((e: ReplyEvent) => void) | undefined) as Promise<Reply<N>>;
+    return this.#commands.request(channel, method, signal, onReply);
   }
 
   /** @internal */
   send(channel: number, method: Method): void {
-    try {
-      this.machine.send(channel, method); // acks: a hot path, so no closure for #command
-    } catch (e) {
-      throw this.#commandError(e);
-    }
-    this.#scheduleFlush();
+    this.#commands.send(channel, method);
   }
 
   /** @internal */
   trySend(channel: number, method: Method): boolean {
-    if (!this.machine.isChannelOpen(channel)) return false;
-    try {
-      this.machine.send(channel, method);
-    } catch {
-      return false;
-    }
-    this.#scheduleFlush();
-    return true;
+    return this.#commands.trySend(channel, method);
   }
 
   /** @internal */
   publish(channel: number, exchange: string, routingKey: string, body: Uint8Array, properties: PublishProperties, mandatory: boolean, immediate: boolean): number {
-    let seq: number;
-    try {
-      seq = this.machine.publish(channel, exchange, routingKey, body, properties, mandatory, immediate); // a hot path: no closure
-    } catch (e) {
-      throw this.#commandError(e);
-    }
-    this.#scheduleFlush();
-    return seq;
+    return this.#commands.publish(channel, exchange, routingKey, body, properties, mandatory, immediate);
   }
 
   /** @internal */
   async reopenChannel(channel: number): Promise<void> {
-    const { requestId } = this.#command(() => this.machine.openChannel(channel));
-    this.#flushForRequest();
-    await this.#pending.wait(requestId, undefined);
+    await this.#commands.openChannel(channel, undefined);
   }
 
   /** @internal */
@@ -387,19 +332,12 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       ch?.onClosed(undefined, new ChannelClosedError(`Channel ${channel} closed by the application`), true);
       return Promise.resolve();
     }
-    let requestId: number;
-    try {
-      requestId = this.#command(() => this.machine.closeChannel(channel));
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    this.#flushForRequest();
-    return this.#pending.wait(requestId, signal).then(() => undefined);
+    return this.#commands.closeChannel(channel, signal);
   }
 
   /** @internal */
   get canPauseReading(): boolean {
-    return this.#transport?.pauseReading !== undefined;
+    return this.#driver.transport?.pauseReading !== undefined;
   }
 
   /** @internal */
@@ -408,8 +346,9 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (paused) this.#readPausers.add(who);
     else this.#readPausers.delete(who);
     const after = this.#readPausers.size > 0;
-    if (before === after || !this.#transport?.pauseReading) return;
-    this.#transport.pauseReading(after);
+    const transport = this.#driver.transport;
+    if (before === after || !transport?.pauseReading) return;
+    transport.pauseReading(after);
     this.machine.handleReadPaused(after, this.#runtime.now());
     this.emit("readPaused", after);
     if (after && this.listenerCount("readPaused") === 0) {
@@ -428,153 +367,6 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       this.#logger.warn(message, error);
     } catch {
       // a logger that throws must not break dispatch
-    }
-  }
-
-  /** Runs a machine command, turning its misuse errors into the client's typed errors. */
-  #command<T>(f: () => T): T {
-    try {
-      return f();
-    } catch (e) {
-      throw this.#commandError(e);
-    }
-  }
-
-  #commandError(e: unknown): unknown {
-    if (!(e instanceof CommandError)) return e;
-    if (e.code === "CONNECTION_CLOSED" || e.code === "NOT_OPEN") return this.#closedError();
-    if (e.code === "CHANNEL_CLOSED") return new ChannelClosedError(e.message);
-    return new UsageError(e.message);
-  }
-
-  /**
-   * Requests (declare, consume, get, …) wait for a reply, so their bytes leave at the end of the current
-   * synchronous code (a microtask) — a burst issued together still shares one write — rather than at the end
-   * of the event-loop turn like publishes and acks.
-   */
-  #flushForRequest(): void {
-    if (this.#requestFlushScheduled) return;
-    this.#requestFlushScheduled = true;
-    queueMicrotask(() => this.#guarded(() => {
-      this.#requestFlushScheduled = false;
-      this.#flush();
-      this.#armTimer();
-    }));
-  }
-
-  /** Publishes and acks leave at the end of the event-loop turn, so a turn's frames share one socket write. */
-  #scheduleFlush(): void {
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      this.#runtime.defer(() => this.#guarded(() => {
-        this.#flushScheduled = false;
-        this.#afterMachine();
-      }));
-    }
-    // Past the high-water mark, write now rather than let the machine's buffer grow for a whole turn.
-    if (this.machine.pendingTransmit > this.#options.writeHighWaterMark) this.#flush();
-  }
-
-  // ---------------------------------------------------------------------------------------------------
-  // The loop
-
-  /**
-   * Runs `f` from a callback of the runtime (socket, timer, microtask). An exception there is a bug in warren,
-   * not something to hand to the runtime (Node would crash the process, Bun and Deno close the socket, a
-   * WebSocket carry on half-dispatched): the connection ends as a transport failure instead.
-   */
-  #guarded(f: () => void): void {
-    try {
-      f();
-    } catch (e) {
-      this.#failInternally(e);
-    }
-  }
-
-  #failInternally(e: unknown): void {
-    if (this.#failingInternally) return;
-    this.#failingInternally = true;
-    try {
-      this.#transportErrorCause ??= new TransportError(`warren failed while handling the connection: ${describeError(e)}`, { cause: e });
-      const t = this.#transport;
-      this.#transport = undefined;
-      t?.destroy();
-      if (!this.machine.isClosed) this.machine.handleEnd(this.#runtime.now());
-      this.#internalError = undefined;
-      this.#flush();
-      this.#dispatch();
-      this.#finish();
-    } catch (again) {
-      this.warnUnobserved(this.#internalFailureWarning, `failed while closing after an internal error: ${describeError(again)}`, again);
-    } finally {
-      this.#failingInternally = false;
-    }
-  }
-
-  #onTimer(): void {
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-    this.machine.handleTimeout(this.#runtime.now());
-    this.#afterMachine();
-  }
-
-  /** After the machine changed: write, dispatch, re-arm. */
-  #afterMachine(): void {
-    this.#flush();
-    this.#dispatch();
-    if (this.#internalError !== undefined) {
-      const e = this.#internalError;
-      this.#internalError = undefined;
-      this.#failInternally(e);
-      return;
-    }
-    this.#armTimer();
-    if (this.machine.isClosed) this.#finish();
-  }
-
-  #flush(): void {
-    const t = this.#transport;
-    if (!t) return;
-    const bytes = this.machine.pollTransmit(this.#runtime.now());
-    if (bytes === undefined) return;
-    if (!t.write(bytes)) this.#transportFull = true;
-    else this.#wakeWriters();
-  }
-
-  #wakeWriters(): void {
-    if (this.#drainWaiters.length === 0 || this.backpressured) return;
-    const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
-    for (const w of waiters) w.resolve();
-  }
-
-  #armTimer(): void {
-    const at = this.machine.pollTimeout();
-    if (at === undefined) {
-      this.#clearTimer();
-      return;
-    }
-    // Only move the timer earlier; a timer that fires before a moved-later deadline just re-arms.
-    if (at >= this.#timerAt) return;
-    this.#clearTimer();
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#guarded(() => this.#onTimer()), Math.max(0, at - this.#runtime.now()));
-  }
-
-  #clearTimer(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#timerAt = Infinity;
-  }
-
-  /** Hands every event to its receiver. One receiver failing does not stop the rest from being settled. */
-  #dispatch(): void {
-    for (let e = this.machine.pollEvent(); e !== undefined; e = this.machine.pollEvent()) {
-      try {
-        this.#handleEvent(e);
-      } catch (err) {
-        this.#internalError ??= err;
-      }
     }
   }
 
@@ -655,8 +447,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       this.#ready?.reject(error);
       this.#ready = undefined;
       this.#pending.rejectAll(error);
-      for (const w of this.#drainWaiters) w.reject(error);
-      this.#drainWaiters = [];
+      this.#driver.rejectWriters(error);
       if (this.#recovery!.state === "open") this.emit("disconnected", error);
       this.#recovery!.lost(error);
       return;
@@ -670,23 +461,10 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     }
     if (this.#pending.rejectAll(error)) seen = true;
     // A publish waiting for the socket to drain will never be sent: say so.
-    if (this.#drainWaiters.length > 0) seen = true;
-    for (const w of this.#drainWaiters) w.reject(error);
-    this.#drainWaiters = [];
+    if (this.#driver.rejectWriters(error)) seen = true;
     if (this.#abandoned) return;
     this.emit("close", clean ? undefined : error);
     if (!clean && !seen) this.warnUnobserved(this, `connection to ${this.#where()} closed: ${error.message} (add a "close" listener to handle this)`, error);
-  }
-
-  /** The machine is closed: let the transport go once what is queued (a close-ok, say) has been written. */
-  #finish(): void {
-    this.#clearTimer();
-    const t = this.#transport;
-    if (t) {
-      this.#transport = undefined;
-      t.end();
-    }
-    if (this.#recovery?.state !== "recovering") this.#resolveClosed();
   }
 
   /**
@@ -705,15 +483,15 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     for (const ch of [...this.#channels.values()]) ch.onClosed(error, rejection, true);
     this.#channels.clear();
     this.#closeError = rejection;
-    this.#clearTimer();
+    this.#driver.clearTimer();
     this.emit("close", error);
     this.#resolveClosed();
   }
 
   /** Reopens every channel (same numbers, same settings), then replays the topology and consumers. */
   async #replay(): Promise<void> {
-    const gen = this.#generation;
-    const lost = () => gen !== this.#generation || this.machine.isClosed;
+    const gen = this.#driver.generation;
+    const lost = () => gen !== this.#driver.generation || this.machine.isClosed;
     try {
       for (const ch of [...this.#channels.values()].sort((a, b) => a.id - b.id)) await ch.reopen();
     } catch (e) {
@@ -721,24 +499,11 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       throw e;
     }
     if (!this.#topology) return;
-    const request = (channel: number, method: Method): Promise<ReplyEvent> => {
-      const requestId = this.#command(() => this.machine.call(channel, method));
-      this.#flushForRequest();
-      return this.#pending.wait(requestId, undefined);
-    };
     this.#lastReplay = await replayTopology<Consumer>(
       {
-        openScratchChannel: async () => {
-          const { channel, requestId } = this.#command(() => this.machine.openChannel());
-          this.#flushForRequest();
-          await this.#pending.wait(requestId, undefined);
-          return channel;
-        },
-        closeScratchChannel: (channel) => {
-          if (this.machine.isChannelOpen(channel)) this.machine.closeChannel(channel);
-          this.#flushForRequest();
-        },
-        request,
+        openScratchChannel: () => this.#commands.openChannel(undefined, undefined),
+        closeScratchChannel: (channel) => this.#commands.dropChannel(channel),
+        request: (channel, method) => this.#commands.rawRequest(channel, method),
         consume: async (step) => {
           const ch = [...this.#channels.values()].find((c) => c.hasConsumer(step.key));
           if (ch) await ch.resubscribe(step);
@@ -756,21 +521,15 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #recoveryHost(): RecoveryHost {
     return {
       connectAgain: async (signal) => {
-        this.#clearTimer();
-        this.#transport?.destroy();
-        this.#transport = undefined;
-        this.#generation++;
-        this.#machine = new ConnectionMachine(machineOptions(Object.assign({ ...this.#options }, { password: this.#password! }), this.#runtime.platform), this.#runtime.now());
+        this.#driver.attach(new ConnectionMachine(machineOptions(Object.assign({ ...this.#options }, { password: this.#password! }), this.#runtime.platform), this.#runtime.now()));
         try {
           await this.#connectTransport(signal);
         } catch (e) {
           // This attempt's transport and machine are dropped; the loop decides what comes next.
-          const t = this.#transport as Transport | undefined; // set by #connectTransport meanwhile
-          this.#transport = undefined;
-          t?.destroy();
+          this.#driver.destroyTransport();
           if (!this.machine.isClosed) {
             this.machine.handleEnd(this.#runtime.now());
-            this.#afterMachine();
+            this.#driver.afterMachine();
           }
           throw e;
         }
