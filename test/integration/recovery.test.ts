@@ -222,6 +222,25 @@ describe("recovery after the network drops the connection", () => {
     await expect(ch.basicPublish("", "q", "x")).rejects.toBeTruthy();
   });
 
+  it("a blackholed broker is declared dead by heartbeats (within 1.5 × the timeout) and the connection recovers once the network is back", async () => {
+    const queue = await namedQueue();
+    const { conn, proxy } = await through({ heartbeat: 1 });
+    const ch = await conn.openChannel();
+    await ch.confirmSelect();
+    await ch.basicPublish("", queue, "before");
+    const disconnected = next<Error>(conn, "disconnected");
+    proxy.blackhole(true);
+    const t0 = Date.now();
+    const cause = await within(5000, disconnected, "disconnected");
+    expect(Date.now() - t0).toBeLessThan(1500 + 300); // T + T/4 + the re-check, with room for a busy machine
+    expect(cause.message).toMatch(/heartbeat/);
+    const recovered = next(conn, "recovered");
+    proxy.blackhole(false);
+    await within(10_000, recovered, "recovered");
+    await ch.basicPublish("", queue, "after");
+    expect((await ch.queueDeclare(queue, { passive: true })).messageCount).toBe(2);
+  });
+
   it("recovery: false closes the connection on a network failure, as before", async () => {
     const { conn, proxy } = await through({ recovery: false });
     const closed = next<Error | undefined>(conn, "close");
