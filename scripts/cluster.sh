@@ -83,8 +83,9 @@ running_nodes() {
 prepare_dirs() {
   mkdir -p "$BASE"
   if [ ! -s "$BASE/cookie" ]; then
-    # Erlang cookies are short printable strings; 20 upper-case letters, like the ones Erlang makes itself.
-    LC_ALL=C tr -dc 'A-Z' </dev/urandom | head -c 20 >"$BASE/cookie.tmp"
+    # An Erlang cookie is a short printable string: 20 random hex digits. (Not `tr </dev/urandom | head`: under
+    # pipefail its SIGPIPE fails the script.)
+    od -An -N10 -tx1 /dev/urandom | tr -d ' \n' >"$BASE/cookie.tmp"
     mv "$BASE/cookie.tmp" "$BASE/cookie"
   fi
   local n dir

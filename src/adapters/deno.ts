@@ -246,7 +246,7 @@ export const denoRuntime: Runtime = {
  * import { connect } from "./src/adapters/deno.ts";
  * const conn = await connect("amqp://guest:guest@127.0.0.1:5672/%2f?heartbeat=30");
  */
-export function connect(url?: string | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
+export function connect(url?: string | readonly string[] | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
   return connectWith(denoRuntime, url, options);
 }
 

@@ -39,6 +39,7 @@ import type { Consumer } from "./consumer.ts";
 import { type ReconnectingInfo, Recovery, type RecoveryHost } from "./recovery/engine.ts";
 import { ReplayInterrupted, type ReplayReport, replayTopology } from "./recovery/replay.ts";
 import { Topology } from "./recovery/topology.ts";
+import { type Endpoint, HostRotation, resolveEndpoints } from "./recovery/hosts.ts";
 import { ConnectAttempt } from "./connect-attempt.ts";
 import { PendingRequests } from "./requests.ts";
 import { type ConnectOptions, type Logger, machineOptions, redactUrl, resolveConnectOptions, type ResolvedConnectOptions } from "./options.ts";
@@ -73,7 +74,15 @@ type KeptOptions = Omit<ResolvedConnectOptions, "password">;
 export class Connection extends Emitter<ConnectionEvents> implements ChannelHost {
   /** Automatic recovery, unless turned off; the password is kept (privately) only for it. */
   readonly #recovery: Recovery | undefined;
-  readonly #password: string | undefined;
+  /**
+   * The hosts to connect to and which to try next (the nodes of a cluster). Kept — with their passwords — while
+   * connecting and, with recovery, for reconnecting; dropped once open otherwise.
+   */
+  #rotation: HostRotation | undefined;
+  /** The host in use, or being tried. */
+  #endpoint: Endpoint;
+  /** A connect attempt is under way (the first connect, trying host after host): its machine's end is not the connection's. */
+  #attempting = true;
   /** What the application declared, for replay after a reconnect. */
   readonly #topology: Topology<Consumer> | undefined;
   #lastReplay: ReplayReport = { renamedQueues: [], failures: [] };
@@ -82,7 +91,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   /** The machine, its transport, and the loop between them (a new machine after each reconnect). */
   readonly #driver: Driver;
   readonly #internalFailureWarning = {};
-  readonly #options: KeptOptions;
+  #options: KeptOptions;
   readonly #logger: Logger;
   readonly #pending = new PendingRequests();
   readonly #commands: Commands;
@@ -103,28 +112,44 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   readonly #failureSeen = new Set<number>();
   #connectionFailureSeen = false;
 
-  /** Use `connect()` from "warren" (or an adapter) instead. */
-  constructor(runtime: Runtime, options: ResolvedConnectOptions) {
+  /**
+   * Use `connect()` from "warren" (or an adapter) instead. `endpoints` are the hosts to try, each with its
+   * resolved options (the first one's settings — recovery, logger, high-water mark — apply to all).
+   */
+  constructor(runtime: Runtime, endpoints: readonly Endpoint[], hostOrder: "in-order" | "shuffle" = "in-order") {
     super();
     this.#runtime = runtime;
-    const { ...kept } = options; // the password is not enumerable: the copy has none
-    this.#options = kept;
+    this.#rotation = new HostRotation(endpoints, { order: hostOrder, random: Math.random });
+    this.#endpoint = this.#rotation.next(runtime.now());
+    const options = this.#endpoint.options;
+    this.#options = keep(options);
     this.#logger = options.logger;
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#driver = new Driver(runtime, new ConnectionMachine(machineOptions(options, runtime.platform), runtime.now()), options.writeHighWaterMark, {
+    this.#driver = new Driver(runtime, this.#newMachine(), options.writeHighWaterMark, {
       handleEvent: (e) => this.#handleEvent(e),
       machineClosed: () => {
-        if (this.#recovery?.state !== "recovering") this.#resolveClosed();
+        if (!this.#attempting && this.#recovery?.state !== "recovering") this.#resolveClosed();
       },
       transportFailed: (cause) => (this.#transportErrorCause ??= cause),
       warn: (message, error) => this.warnUnobserved(this.#internalFailureWarning, message, error),
     });
     this.#commands = new Commands(this.#driver, this.#pending, () => this.#closedError());
     if (options.recovery !== undefined) {
-      this.#password = options.password;
       this.#topology = new Topology<Consumer>();
       this.#recovery = new Recovery(this.#recoveryHost(), options.recovery);
     }
+  }
+
+  /** A machine for the current endpoint (the only place its password is handed on). */
+  #newMachine(): ConnectionMachine {
+    return new ConnectionMachine(machineOptions(this.#endpoint.options, this.#runtime.platform), this.#runtime.now());
+  }
+
+  /** Moves to another host: a new machine for it, the old transport dropped. */
+  #useEndpoint(endpoint: Endpoint): void {
+    this.#endpoint = endpoint;
+    this.#options = keep(endpoint.options);
+    this.#driver.attach(this.#newMachine());
   }
 
   /** @internal The current machine (a new one after each reconnect). */
@@ -137,14 +162,36 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
    * aborts. The transport gets one AbortSignal for both, so it gives up at once too.
    */
   async open(signal: AbortSignal | undefined): Promise<this> {
-    try {
-      await this.#connectTransport(signal);
-    } catch (e) {
-      this.#abandon(e);
-      throw e;
+    const rotation = this.#rotation!;
+    for (let tried = 1; ; tried++) {
+      try {
+        await this.#connectTransport(signal);
+        break;
+      } catch (e) {
+        rotation.failed(this.#endpoint, this.#runtime.now());
+        // The next host, unless every one was tried, the caller gave up, or no host can help (credentials).
+        if (tried >= rotation.endpoints.length || signal?.aborted || isFatal(e)) {
+          this.#abandon(e);
+          throw e;
+        }
+        this.#dropAttempt();
+        this.#useEndpoint(rotation.next(this.#runtime.now()));
+      }
     }
+    rotation.succeeded(this.#endpoint);
+    this.#attempting = false;
     this.#everOpened = true;
+    if (!this.#recovery) this.#rotation = undefined; // nothing will reconnect: let the passwords go
     return this;
+  }
+
+  /** A connect attempt failed: its transport goes, and its machine ends (settling what it had). */
+  #dropAttempt(): void {
+    this.#driver.destroyTransport();
+    if (!this.machine.isClosed) {
+      this.machine.handleEnd(this.#runtime.now());
+      this.#driver.afterMachine();
+    }
   }
 
   /** Opens a transport for the current machine and waits for its handshake, within connectionTimeout. */
@@ -172,6 +219,8 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #abandon(e: unknown): void {
     if (this.#abandoned) return;
     this.#abandoned = true;
+    this.#rotation = undefined;
+    this.#recovery?.stop(e instanceof Error ? e : new ConnectionClosedError(String(e)));
     this.#closeError = e instanceof Error ? (e as WarrenError) : undefined;
     this.#ready = undefined;
     this.#driver.clearTimer();
@@ -442,14 +491,19 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (!this.#abandoned) this.#closeError = connectionError(reason, { where: this.#where(), handshaking: this.#ready !== undefined, cause: this.#transportErrorCause });
     this.#transportErrorCause = undefined;
     const error = this.#closedError();
-    if (this.#willRecover(reason)) {
-      // Not the end: a reconnect attempt whose handshake failed, or a loss to recover from.
+    // A connect attempt that failed (the first connect's, or a reconnect's), or a loss to recover from: not the
+    // connection's end. Whoever runs the attempt decides what comes next.
+    const attemptEnded = this.#attempting || this.#recovery?.state === "recovering";
+    if (attemptEnded || this.#willRecover(reason)) {
       this.#ready?.reject(error);
       this.#ready = undefined;
       this.#pending.rejectAll(error);
       this.#driver.rejectWriters(error);
-      if (this.#recovery!.state === "open") this.emit("disconnected", error);
-      this.#recovery!.lost(error);
+      if (!attemptEnded) {
+        this.#rotation?.failed(this.#endpoint, this.#runtime.now()); // try another host first
+        this.emit("disconnected", error);
+        this.#recovery!.lost(error);
+      }
       return;
     }
     this.#recovery?.stop(error);
@@ -521,21 +575,19 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #recoveryHost(): RecoveryHost {
     return {
       connectAgain: async (signal) => {
-        this.#driver.attach(new ConnectionMachine(machineOptions(Object.assign({ ...this.#options }, { password: this.#password! }), this.#runtime.platform), this.#runtime.now()));
+        this.#useEndpoint(this.#rotation!.next(this.#runtime.now()));
         try {
           await this.#connectTransport(signal);
         } catch (e) {
           // This attempt's transport and machine are dropped; the loop decides what comes next.
-          this.#driver.destroyTransport();
-          if (!this.machine.isClosed) {
-            this.machine.handleEnd(this.#runtime.now());
-            this.#driver.afterMachine();
-          }
+          this.#rotation!.failed(this.#endpoint, this.#runtime.now());
+          this.#dropAttempt();
           throw e;
         }
+        this.#rotation!.succeeded(this.#endpoint);
       },
       replay: () => this.#replay(),
-      isFatal: (e) => e instanceof AccessRefusedError || e instanceof NotAllowedError || e instanceof HandshakeError || e instanceof UsageError,
+      isFatal,
       reconnecting: (info) => this.emit("reconnecting", info),
       recovered: () => this.emit("recovered", this.#lastReplay),
       gaveUp: (e) => {
@@ -566,20 +618,30 @@ function isClean(reason: CloseReason): boolean {
  * Connects with the given runtime. Each adapter's `connect` calls this with its own Runtime.
  * The URL's password never appears in an error message.
  */
-export async function connectWith(runtime: Runtime, url?: string | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
-  let resolved: ResolvedConnectOptions;
-  if (typeof url === "string") resolved = resolveConnectOptions(url, options);
-  else resolved = resolveConnectOptions(undefined, { ...url, ...options });
+export async function connectWith(runtime: Runtime, url?: string | readonly string[] | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
+  const endpoints = typeof url === "string" || Array.isArray(url) ? resolveEndpoints(url as string | readonly string[], options) : resolveEndpoints(undefined, { ...(url as ConnectOptions | undefined), ...options });
+  const first = endpoints[0]!.options;
   let conn: Connection;
   try {
-    conn = new Connection(runtime, resolved);
+    conn = new Connection(runtime, endpoints, first.hostOrder);
   } catch (e) {
     // An out-of-range option (heartbeat, frameMax, …) as the machine reports it: the client's own UsageError,
     // so `isWarrenError` and `code` work as for every other failure.
     if (e instanceof CommandError) throw new UsageError(e.message);
     throw e;
   }
-  return conn.open(resolved.signal);
+  return conn.open(first.signal);
+}
+
+/** Errors no other host or later attempt can fix: bad credentials, an unknown vhost, a handshake or usage problem. */
+function isFatal(e: unknown): boolean {
+  return e instanceof AccessRefusedError || e instanceof NotAllowedError || e instanceof HandshakeError || e instanceof UsageError || e instanceof AbortError;
+}
+
+/** The options a connection keeps of an endpoint's: all but the password (not enumerable, so a spread drops it). */
+function keep(options: ResolvedConnectOptions): KeptOptions {
+  const { ...kept } = options;
+  return kept;
 }
 
 export { redactUrl };

@@ -65,6 +65,14 @@ export interface ConnectOptions {
    * `false` turns it off. Default: on.
    */
   recovery?: boolean | RecoveryConnectOptions;
+  /**
+   * Several hosts (the nodes of a cluster), tried in turn when connecting and reconnecting: "host",
+   * "host:port", "[ipv6]:port" or a socket path. The URL then gives only credentials, vhost and settings.
+   * `connect([url1, url2])` does the same with one URL per host.
+   */
+  hosts?: readonly (string | { hostname?: string; port?: number; socketPath?: string })[];
+  /** "in-order" (default) tries the hosts as listed; "shuffle" in a random order each pass (spreads clients over a cluster). */
+  hostOrder?: "in-order" | "shuffle";
 }
 
 /** See ConnectOptions.recovery. */
@@ -104,6 +112,7 @@ export interface ResolvedConnectOptions {
   readonly logger: Logger;
   /** Undefined when recovery is off. */
   readonly recovery: RecoveryOptions | undefined;
+  readonly hostOrder: "in-order" | "shuffle";
 }
 
 const MECHANISMS: readonly SaslMechanism[] = ["PLAIN", "AMQPLAIN", "EXTERNAL"];
@@ -262,6 +271,7 @@ export function resolveConnectOptions(url: string | undefined, options: ConnectO
     signal: o.signal,
     logger: o.logger ?? consoleLogger,
     recovery: resolveRecovery(o.recovery),
+    hostOrder: o.hostOrder ?? "in-order",
   };
   return Object.defineProperty(resolved, "password", { value: o.password ?? "guest", enumerable: false }) as ResolvedConnectOptions;
 }

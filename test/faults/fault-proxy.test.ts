@@ -26,7 +26,7 @@ async function startEcho(tag = ""): Promise<Echo> {
     const entry: Echo["accepted"][number] = { socket };
     accepted.push(entry);
     socket.on("error", (e) => (entry.error = e));
-    socket.on("data", (d) => socket.write(tag ? Buffer.concat([Buffer.from(tag), d]) : d));
+    socket.on("data", (d: Buffer) => socket.write(tag ? Buffer.concat([Buffer.from(tag), d]) : d));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {

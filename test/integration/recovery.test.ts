@@ -241,6 +241,37 @@ describe("recovery after the network drops the connection", () => {
     expect((await ch.queueDeclare(queue, { passive: true })).messageCount).toBe(2);
   });
 
+  it("several hosts: connect skips one that refuses, and recovery fails over to another host, carrying on there", async () => {
+    const queue = await namedQueue();
+    const a = await startFaultProxy();
+    const b = await startFaultProxy();
+    cleanups.push(() => a.close(), () => b.close());
+    a.refuse(true);
+    const conn = await connect([`amqp://guest:guest@127.0.0.1:${a.port}/`, `amqp://guest:guest@127.0.0.1:${b.port}/`], { recovery: FAST, logger: { warn() {} } });
+    opened.push(conn);
+    expect(a.stats().refused).toBe(1);
+    expect(b.stats().open).toBe(1); // connected through b
+    const ch = await conn.openChannel();
+    await ch.confirmSelect();
+    a.refuse(false);
+    const recovered = next(conn, "recovered");
+    b.reset(); // b's "node" goes away: the next attempt goes to a first (b just failed)
+    b.refuse(true);
+    await within(10_000, recovered, "recovered");
+    expect(a.stats().open).toBe(1);
+    await ch.basicPublish("", queue, "via a");
+    expect((await ch.queueDeclare(queue, { passive: true })).messageCount).toBe(1);
+  });
+
+  it("a hosts option gives the host list; the URL gives credentials and vhost", async () => {
+    const p = await startFaultProxy();
+    cleanups.push(() => p.close());
+    const conn = await connect("amqp://guest:guest@ignored.invalid/", { hosts: ["127.0.0.1:1", `127.0.0.1:${p.port}`], recovery: false });
+    opened.push(conn);
+    expect(p.stats().open).toBe(1);
+    expect(conn.state).toBe("open");
+  });
+
   it("recovery: false closes the connection on a network failure, as before", async () => {
     const { conn, proxy } = await through({ recovery: false });
     const closed = next<Error | undefined>(conn, "close");
