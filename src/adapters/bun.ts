@@ -24,7 +24,7 @@
  */
 import { connectWith, type Connection } from "../client/connection.ts";
 import { TransportError } from "../client/errors.ts";
-import { type ConnectOptions, isIpAddress, type ResolvedConnectOptions } from "../client/options.ts";
+import { type ConnectOptions, isIpAddress, type KeptOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
 import { connectAttempt } from "./attempt.ts";
 import { connectFailure, defer, describe, where } from "./common.ts";
@@ -75,7 +75,7 @@ const Bun = (globalThis as unknown as { Bun: BunNet }).Bun;
 
 // ---------------------------------------------------------------------------------------------------------
 
-function tlsOptions(o: ResolvedConnectOptions): BunTlsOptions {
+function tlsOptions(o: KeptOptions): BunTlsOptions {
   const t = o.tlsOptions;
   // Like Node: the name checked and sent as SNI is servername, else the host unless it is an IP (which is
   // then checked against the certificate's IP addresses). Over a unix socket Bun knows no host, so the
@@ -96,7 +96,7 @@ function tlsOptions(o: ResolvedConnectOptions): BunTlsOptions {
  * Opens a socket and wraps it as a Transport. `signal` (the client's connect deadline and the caller's
  * signal) gives the attempt up: see src/adapters/attempt.ts.
  */
-export function bunTransport(o: ResolvedConnectOptions, h: TransportHandlers, signal?: AbortSignal): Promise<Transport> {
+export function bunTransport(o: KeptOptions, h: TransportHandlers, signal?: AbortSignal): Promise<Transport> {
   return connectAttempt<Transport, BunSocket>(signal, (s) => s.terminate(), (a) => {
     let socket: BunSocket | undefined;
     let queue: WriteQueue | undefined;

@@ -7,13 +7,13 @@
  * from here.
  */
 import { describeError, TransportError, UsageError } from "../client/errors.ts";
-import type { ResolvedConnectOptions } from "../client/options.ts";
+import type { KeptOptions } from "../client/options.ts";
 
 /**
  * The address a connection dials, for error messages.
  * @example where(resolveConnectOptions("amqp://localhost:5673")); // "localhost:5673"
  */
-export function where(o: ResolvedConnectOptions): string {
+export function where(o: KeptOptions): string {
   return o.socketPath !== undefined ? `unix:${o.socketPath}` : `${o.hostname}:${o.port}`;
 }
 
@@ -25,7 +25,7 @@ export const describe = describeError;
  * already a TransportError, or a UsageError (options this runtime cannot honour), is passed on as it is.
  * @example connectFailure(o, e); // TransportError("Could not connect to 127.0.0.1:1: ECONNREFUSED: Connection refused")
  */
-export function connectFailure(o: ResolvedConnectOptions, e: unknown): Error {
+export function connectFailure(o: KeptOptions, e: unknown): Error {
   if (e instanceof TransportError || e instanceof UsageError) return e;
   return new TransportError(`Could not connect to ${where(o)}: ${describe(e)}`, { cause: e });
 }

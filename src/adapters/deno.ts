@@ -31,7 +31,7 @@
  */
 import { connectWith, type Connection } from "../client/connection.ts";
 import { TransportError, UsageError } from "../client/errors.ts";
-import type { ConnectOptions, ResolvedConnectOptions, TlsOptions } from "../client/options.ts";
+import type { ConnectOptions, KeptOptions, TlsOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
 import { type Attempt, connectAttempt } from "./attempt.ts";
 import { connectFailure, defer, describe, where } from "./common.ts";
@@ -76,7 +76,7 @@ const utf8 = new TextDecoder();
 const pem = (v: string | Uint8Array): string => (typeof v === "string" ? v : utf8.decode(v));
 
 /** Refuses the TLS settings Deno cannot honour, naming what to do instead. */
-function checkTls(o: ResolvedConnectOptions, t: TlsOptions): void {
+function checkTls(o: KeptOptions, t: TlsOptions): void {
   const refuse = (what: string) => {
     throw new UsageError(`Cannot connect to ${where(o)} with Deno: ${what}`);
   };
@@ -98,7 +98,7 @@ function checkTls(o: ResolvedConnectOptions, t: TlsOptions): void {
 /** The connect attempt (src/adapters/attempt.ts) as the socket-opening steps see it. */
 type DenoAttempt = Attempt<Transport, DenoConn>;
 
-async function openTls(o: ResolvedConnectOptions, a: DenoAttempt): Promise<DenoConn> {
+async function openTls(o: KeptOptions, a: DenoAttempt): Promise<DenoConn> {
   const t = o.tlsOptions;
   checkTls(o, t);
   const caCerts = t.ca === undefined ? undefined : (Array.isArray(t.ca) ? t.ca : [t.ca]).map(pem);
@@ -124,7 +124,7 @@ async function openTls(o: ResolvedConnectOptions, a: DenoAttempt): Promise<DenoC
   return conn;
 }
 
-async function openConn(o: ResolvedConnectOptions, a: DenoAttempt): Promise<DenoConn> {
+async function openConn(o: KeptOptions, a: DenoAttempt): Promise<DenoConn> {
   if (o.tls) return openTls(o, a);
   if (o.socketPath !== undefined) return a.track(await Deno.connect({ transport: "unix", path: o.socketPath }));
   const conn = a.track(await Deno.connect({ hostname: o.hostname, port: o.port, signal: a.signal }));
@@ -137,7 +137,7 @@ async function openConn(o: ResolvedConnectOptions, a: DenoAttempt): Promise<Deno
  * Opens a connection and wraps it as a Transport. `signal` (the client's connect deadline and the caller's
  * signal) gives the attempt up: see src/adapters/attempt.ts.
  */
-export function denoTransport(o: ResolvedConnectOptions, h: TransportHandlers, signal?: AbortSignal): Promise<Transport> {
+export function denoTransport(o: KeptOptions, h: TransportHandlers, signal?: AbortSignal): Promise<Transport> {
   return connectAttempt<Transport, DenoConn>(signal, (c) => c.close(), async (a) => {
     let conn: DenoConn;
     try {

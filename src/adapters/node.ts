@@ -10,7 +10,7 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { performance } from "node:perf_hooks";
 import { connectWith, type Connection } from "../client/connection.ts";
-import { type ConnectOptions, isIpAddress, type ResolvedConnectOptions } from "../client/options.ts";
+import { type ConnectOptions, isIpAddress, type KeptOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
 import { connectAttempt } from "./attempt.ts";
 import { connectFailure, defer } from "./common.ts";
@@ -19,7 +19,7 @@ function toNode(v: string | Uint8Array): string | Buffer {
   return typeof v === "string" ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
-function openSocket(o: ResolvedConnectOptions): net.Socket {
+function openSocket(o: KeptOptions): net.Socket {
   if (!o.tls) return o.socketPath !== undefined ? net.connect({ path: o.socketPath }) : net.connect({ host: o.hostname, port: o.port });
   const t = o.tlsOptions;
   const servername = t.servername ?? (isIpAddress(o.hostname) ? undefined : o.hostname);
@@ -42,7 +42,7 @@ function openSocket(o: ResolvedConnectOptions): net.Socket {
  * Opens a socket and wraps it as a Transport. `signal` (the client's connect deadline and the caller's
  * signal) gives the attempt up: see src/adapters/attempt.ts.
  */
-export function nodeTransport(o: ResolvedConnectOptions, h: TransportHandlers, signal?: AbortSignal): Promise<Transport> {
+export function nodeTransport(o: KeptOptions, h: TransportHandlers, signal?: AbortSignal): Promise<Transport> {
   return connectAttempt<Transport, net.Socket>(signal, (s) => s.destroy(), (a) => {
     const socket = a.track(openSocket(o));
     let connected = false;

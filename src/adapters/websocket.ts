@@ -28,7 +28,7 @@
  */
 import { connectWith, type Connection } from "../client/connection.ts";
 import { TransportError, UsageError } from "../client/errors.ts";
-import { type ConnectOptions, parseUrl, type ResolvedConnectOptions } from "../client/options.ts";
+import { type ConnectOptions, parseUrl, type KeptOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
 import { connectAttempt } from "./attempt.ts";
 import { defer, describe } from "./common.ts";
@@ -84,7 +84,7 @@ export function webSocketTransport(
   url: string,
   Ctor: WebSocketConstructor,
   pollInterval: number,
-  o: ResolvedConnectOptions,
+  o: KeptOptions,
   h: TransportHandlers,
   signal?: AbortSignal,
 ): Promise<Transport> {

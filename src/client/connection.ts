@@ -23,26 +23,24 @@ import { asyncDispose } from "./dispose.ts";
 import { Emitter } from "./emitter.ts";
 import {
   AbortError,
-  AccessRefusedError,
   ChannelClosedError,
   ConnectionClosedError,
   connectionError,
   describeError,
   errorFromClose,
-  HandshakeError,
-  NotAllowedError,
+  isPermanentConnectError,
   OutcomeUnknownError,
   UsageError,
   type WarrenError,
 } from "./errors.ts";
 import type { Consumer } from "./consumer.ts";
 import { type ReconnectingInfo, Recovery, type RecoveryHost } from "./recovery/engine.ts";
-import { ReplayInterrupted, type ReplayReport, replayTopology } from "./recovery/replay.ts";
+import { replayConnection, type ReplayReport } from "./recovery/replay.ts";
 import { Topology } from "./recovery/topology.ts";
 import { type Endpoint, HostRotation, resolveEndpoints } from "./recovery/hosts.ts";
 import { ConnectAttempt } from "./connect-attempt.ts";
 import { PendingRequests } from "./requests.ts";
-import { type ConnectOptions, type Logger, machineOptions, redactUrl, resolveConnectOptions, type ResolvedConnectOptions } from "./options.ts";
+import { type ConnectOptions, type KeptOptions, keptOptions, type Logger, machineOptions, redactUrl, type ResolvedConnectOptions } from "./options.ts";
 import type { Runtime } from "./transport.ts";
 import { Commands } from "./commands.ts";
 import { Driver } from "./driver.ts";
@@ -68,8 +66,6 @@ export type ConnectionEvents = {
   recoveryFailed: (error: WarrenError) => void;
 };
 
-/** The options a connection keeps: everything but the password, which only the machine needs (and blanks once open). */
-type KeptOptions = Omit<ResolvedConnectOptions, "password">;
 
 export class Connection extends Emitter<ConnectionEvents> implements ChannelHost {
   /** Automatic recovery, unless turned off; the password is kept (privately) only for it. */
@@ -91,7 +87,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   /** The machine, its transport, and the loop between them (a new machine after each reconnect). */
   readonly #driver: Driver;
   readonly #internalFailureWarning = {};
-  #options: KeptOptions;
+  #options: KeptOptions; // no password: only machines get it (see #newMachine)
   readonly #logger: Logger;
   readonly #pending = new PendingRequests();
   readonly #commands: Commands;
@@ -122,7 +118,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     this.#rotation = new HostRotation(endpoints, { order: hostOrder, random: Math.random });
     this.#endpoint = this.#rotation.next(runtime.now());
     const options = this.#endpoint.options;
-    this.#options = keep(options);
+    this.#options = keptOptions(options);
     this.#logger = options.logger;
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#driver = new Driver(runtime, this.#newMachine(), options.writeHighWaterMark, {
@@ -148,7 +144,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   /** Moves to another host: a new machine for it, the old transport dropped. */
   #useEndpoint(endpoint: Endpoint): void {
     this.#endpoint = endpoint;
-    this.#options = keep(endpoint.options);
+    this.#options = keptOptions(endpoint.options);
     this.#driver.attach(this.#newMachine());
   }
 
@@ -170,7 +166,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       } catch (e) {
         rotation.failed(this.#endpoint, this.#runtime.now());
         // The next host, unless every one was tried, the caller gave up, or no host can help (credentials).
-        if (tried >= rotation.endpoints.length || signal?.aborted || isFatal(e)) {
+        if (tried >= rotation.endpoints.length || signal?.aborted || isPermanentConnectError(e)) {
           this.#abandon(e);
           throw e;
         }
@@ -201,7 +197,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     const ready = new Promise<void>((resolve, reject) => (this.#ready = { resolve, reject }));
     ready.catch(() => undefined);
     try {
-      const transport = this.#runtime.connect(this.#options as ResolvedConnectOptions, this.#driver.handlers(), attempt.signal);
+      const transport = this.#runtime.connect(this.#options, this.#driver.handlers(), attempt.signal);
       // A transport that connects after we gave up (or moved on to another attempt) must still be closed.
       transport.then((t) => { if (this.#abandoned || gen !== this.#driver.generation) t.destroy(); }, () => undefined);
       this.#driver.transport = await Promise.race([transport, attempt.failed]);
@@ -546,26 +542,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   async #replay(): Promise<void> {
     const gen = this.#driver.generation;
     const lost = () => gen !== this.#driver.generation || this.machine.isClosed;
-    try {
-      for (const ch of [...this.#channels.values()].sort((a, b) => a.id - b.id)) await ch.reopen();
-    } catch (e) {
-      if (lost()) throw new ReplayInterrupted(e);
-      throw e;
-    }
-    if (!this.#topology) return;
-    this.#lastReplay = await replayTopology<Consumer>(
-      {
-        openScratchChannel: () => this.#commands.openChannel(undefined, undefined),
-        closeScratchChannel: (channel) => this.#commands.dropChannel(channel),
-        request: (channel, method) => this.#commands.rawRequest(channel, method),
-        consume: async (step) => {
-          const ch = [...this.#channels.values()].find((c) => c.hasConsumer(step.key));
-          if (ch) await ch.resubscribe(step);
-        },
-        lost,
-      },
-      this.#topology,
-    );
+    this.#lastReplay = await replayConnection([...this.#channels.values()], this.#commands, this.#topology!, lost);
     if (this.listenerCount("recovered") === 0) {
       for (const f of this.#lastReplay.failures) this.warnUnobserved(f, `recovery: ${f.step} failed: ${describeError(f.error)} (the "recovered" event reports these)`, f.error);
     }
@@ -587,7 +564,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
         this.#rotation!.succeeded(this.#endpoint);
       },
       replay: () => this.#replay(),
-      isFatal,
+      isFatal: isPermanentConnectError,
       reconnecting: (info) => this.emit("reconnecting", info),
       recovered: () => this.emit("recovered", this.#lastReplay),
       gaveUp: (e) => {
@@ -633,15 +610,6 @@ export async function connectWith(runtime: Runtime, url?: string | readonly stri
   return conn.open(first.signal);
 }
 
-/** Errors no other host or later attempt can fix: bad credentials, an unknown vhost, a handshake or usage problem. */
-function isFatal(e: unknown): boolean {
-  return e instanceof AccessRefusedError || e instanceof NotAllowedError || e instanceof HandshakeError || e instanceof UsageError || e instanceof AbortError;
-}
 
-/** The options a connection keeps of an endpoint's: all but the password (not enumerable, so a spread drops it). */
-function keep(options: ResolvedConnectOptions): KeptOptions {
-  const { ...kept } = options;
-  return kept;
-}
 
 export { redactUrl };

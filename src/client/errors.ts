@@ -163,3 +163,8 @@ export function connectionError(reason: CloseReason, at: { where: string; handsh
   }
   return errorFromClose("connection", reason);
 }
+
+/** Errors no other host and no later attempt can fix: bad credentials, an unknown vhost, a handshake or usage problem, an abort. */
+export function isPermanentConnectError(e: unknown): boolean {
+  return e instanceof AccessRefusedError || e instanceof NotAllowedError || e instanceof HandshakeError || e instanceof UsageError || e instanceof AbortError;
+}

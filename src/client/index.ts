@@ -6,7 +6,11 @@ export { Channel, type ChannelEvents, type ConsumeOptions, type ExchangeDeclareO
 export { Consumer, ConsumerCancelledError, ConsumerOverflowError, type ConsumerEvents } from "./consumer.ts";
 export { Message } from "./message.ts";
 export * from "./errors.ts";
-export { parseUrl, redactUrl, resolveConnectOptions, type ConnectOptions, type Logger, type ResolvedConnectOptions, type TlsOptions } from "./options.ts";
-export type { Runtime, Transport, TransportFactory, TransportHandlers } from "./transport.ts";
-export type { BasicProperties } from "../codec/amqp/properties.ts";
+export { parseUrl, redactUrl, resolveConnectOptions, type ConnectOptions, type KeptOptions, type Logger, type RecoveryConnectOptions, type ResolvedConnectOptions, type TlsOptions } from "./options.ts";
+export type { ReconnectingInfo } from "./recovery/engine.ts";
+export type { ReconnectOptions } from "./recovery/backoff.ts";
+export type { ReplayFailure, ReplayReport } from "./recovery/replay.ts";
+export type { QueueRename } from "./recovery/topology.ts";
+export type { Runtime, Transport, TransportFactory, TransportHandlers, TransportOptions } from "./transport.ts";
+export type { BasicProperties, PublishProperties } from "../codec/amqp/properties.ts";
 export { Decimal, field, TypedField, type FieldTable, type FieldValue } from "../codec/amqp/field-table.ts";

@@ -298,3 +298,12 @@ export function machineOptions(o: ResolvedConnectOptions, platform: string): Mac
     clientProperties,
   };
 }
+
+/** The options a connection keeps of an endpoint's: all but the password, which only its machines are given. */
+export type KeptOptions = Omit<ResolvedConnectOptions, "password">;
+
+/** `options` without the password (it is not enumerable, so a spread leaves it behind). */
+export function keptOptions(options: ResolvedConnectOptions): KeptOptions {
+  const { ...kept } = options;
+  return kept;
+}

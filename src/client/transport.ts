@@ -2,7 +2,10 @@
  * The small interface between the client and a runtime's sockets. An adapter (src/adapters/*) implements it
  * in a few dozen lines: bytes in, bytes out, backpressure, close. No frame parsing happens in a transport.
  */
-import type { ResolvedConnectOptions } from "./options.ts";
+import type { KeptOptions } from "./options.ts";
+
+/** What a transport is told: the connect options without the password (authentication is the machine's). */
+export type TransportOptions = KeptOptions;
 
 /**
  * What the client gives a transport to report to. None of them throws: the client catches what goes wrong
@@ -53,7 +56,7 @@ export interface Transport {
  *   transport it no longer wants.
  * The adapters share these rules in src/adapters/attempt.ts.
  */
-export type TransportFactory = (options: ResolvedConnectOptions, handlers: TransportHandlers, signal: AbortSignal) => Promise<Transport>;
+export type TransportFactory = (options: TransportOptions, handlers: TransportHandlers, signal: AbortSignal) => Promise<Transport>;
 
 /** What a runtime supplies besides sockets. */
 export interface Runtime {

@@ -22,7 +22,7 @@
  * await declared;
  */
 import { type Connection, connectWith } from "../../src/client/connection.ts";
-import type { ConnectOptions, ResolvedConnectOptions } from "../../src/client/options.ts";
+import type { ConnectOptions, KeptOptions } from "../../src/client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../../src/client/transport.ts";
 import { FakePeer, type PeerScript } from "./fake-peer.ts";
 import { reportEscape } from "./process-guard.ts";
@@ -109,7 +109,7 @@ export class FakeRuntime implements Runtime {
   readonly peer: FakePeer;
   readonly platform = "warren test harness";
   /** Every options object the client passed to connect. */
-  readonly connectCalls: ResolvedConnectOptions[] = [];
+  readonly connectCalls: KeptOptions[] = [];
   /** The transports made, in order. */
   readonly transports: FakeTransport[] = [];
   /** Signals passed to connect (undefined where the client passed none). */
@@ -132,7 +132,7 @@ export class FakeRuntime implements Runtime {
     setImmediate(fn);
   };
 
-  connect = (options: ResolvedConnectOptions, handlers: TransportHandlers, signal?: AbortSignal): Promise<Transport> => {
+  connect = (options: KeptOptions, handlers: TransportHandlers, signal?: AbortSignal): Promise<Transport> => {
     this.connectCalls.push(options);
     this.signals.push(signal);
     return new Promise<Transport>((resolve, reject) => {

@@ -12,6 +12,9 @@
  */
 import type { Method } from "../../codec/amqp/methods.generated.ts";
 import type { ReplyEvent } from "../../machine/events.ts";
+import type { Channel } from "../channel.ts";
+import type { Commands } from "../commands.ts";
+import type { Consumer } from "../consumer.ts";
 import type { QueueRename, ReplayStep, Topology } from "./topology.ts";
 
 /** What the replay needs from the connection. */
@@ -46,6 +49,32 @@ export class ReplayInterrupted extends Error {
     super("the connection was lost while replaying its topology", { cause });
     this.name = "ReplayInterrupted";
   }
+}
+
+/**
+ * The whole replay on a recovered connection: every channel reopened (same number, same qos, confirm and tx
+ * mode), then the topology and consumers. `lost` says whether the connection dropped meanwhile.
+ */
+export async function replayConnection(channels: readonly Channel[], commands: Commands, topology: Topology<Consumer>, lost: () => boolean): Promise<ReplayReport> {
+  try {
+    for (const ch of [...channels].sort((a, b) => a.id - b.id)) await ch.reopen();
+  } catch (e) {
+    if (lost()) throw new ReplayInterrupted(e);
+    throw e;
+  }
+  return replayTopology<Consumer>(
+    {
+      openScratchChannel: () => commands.openChannel(undefined, undefined),
+      closeScratchChannel: (channel) => commands.dropChannel(channel),
+      request: (channel, method) => commands.rawRequest(channel, method),
+      consume: async (step) => {
+        const ch = channels.find((c) => c.hasConsumer(step.key));
+        if (ch) await ch.resubscribe(step);
+      },
+      lost,
+    },
+    topology,
+  );
 }
 
 export async function replayTopology<K>(host: ReplayHost<K>, topology: Topology<K>): Promise<ReplayReport> {
