@@ -79,6 +79,8 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #endpoint: Endpoint;
   /** A connect attempt is under way (the first connect, trying host after host): its machine's end is not the connection's. */
   #attempting = true;
+  /** Recovery ended (closed by the application, or given up): the connection's end was reported already. */
+  #endedForGood = false;
   /** What the application declared, for replay after a reconnect. */
   readonly #topology: Topology<Consumer> | undefined;
   #lastReplay: ReplayReport = { renamedQueues: [], failures: [] };
@@ -257,9 +259,9 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (this.#recovery?.state === "recovering") {
       // Between two connections (or in the middle of a reconnect attempt): stop, and end everything here.
       this.#recovery.stop(new ConnectionClosedError("Connection closed by the application while it was recovering"));
-      if (!this.machine.isClosed) this.machine.close();
-      this.#driver.afterMachine();
       this.#endForGood(undefined);
+      if (!this.machine.isClosed) this.machine.close(); // a reconnect attempt under way
+      this.#driver.afterMachine();
     } else if (!this.machine.isClosed) {
       this.machine.close();
       this.#driver.afterMachine();
@@ -489,7 +491,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     const error = this.#closedError();
     // A connect attempt that failed (the first connect's, or a reconnect's), or a loss to recover from: not the
     // connection's end. Whoever runs the attempt decides what comes next.
-    const attemptEnded = this.#attempting || this.#recovery?.state === "recovering";
+    const attemptEnded = this.#attempting || this.#endedForGood || this.#recovery?.state === "recovering";
     if (attemptEnded || this.#willRecover(reason)) {
       this.#ready?.reject(error);
       this.#ready = undefined;
@@ -529,6 +531,8 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** Recovery stopped (the application closed, or the policy gave up): every channel ends, then the connection. */
   #endForGood(error: WarrenError | undefined): void {
+    if (this.#endedForGood) return;
+    this.#endedForGood = true;
     const rejection = error ?? new ConnectionClosedError("Connection closed by the application");
     for (const ch of [...this.#channels.values()]) ch.onClosed(error, rejection, true);
     this.#channels.clear();

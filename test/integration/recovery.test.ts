@@ -197,11 +197,20 @@ describe("recovery after the network drops the connection", () => {
     const started = Date.now();
     await expect(ch.basicPublish("", "q", "never")).rejects.toBeInstanceOf(NotConnectedError);
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
-    const waiting = ch.queueDeclare("", { exclusive: true });
+    const waiting = ch.queueDeclare("", { exclusive: true }).then(() => "declared", (e: unknown) => e);
+    let closeEvents = 0;
+    conn.on("close", () => closeEvents++);
     const closed = next(conn, "close");
+    // Let a reconnect attempt in, and hang it in its handshake: close() must end it too.
+    proxy.blackhole(true);
+    proxy.refuse(false);
+    await waitFor(() => proxy.stats().open > 0, 2000);
     await conn.close();
     await within(1000, closed, "close event");
-    await expect(waiting).rejects.toBeInstanceOf(NotConnectedError);
+    await sleep(100);
+    expect(closeEvents).toBe(1);
+    expect(proxy.stats().open).toBe(0); // the attempt's socket was closed
+    expect(await waiting).toBeInstanceOf(NotConnectedError);
     expect(conn.state).toBe("closed");
     expect(ch.closed).toBe(true);
   });
