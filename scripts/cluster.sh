@@ -19,6 +19,10 @@
 #                                    from its data; a node without data joins c1 afresh)
 #   scripts/cluster.sh ports         the AMQP ports, one per line
 #   scripts/cluster.sh ctl N ARGS    run rabbitmqctl against node N
+#   scripts/cluster.sh lease PID     for test runs: record that process PID uses the cluster, starting it
+#                                    unless it runs or another live process holds a lease
+#   scripts/cluster.sh release PID   drop PID's lease; when no live process holds one and a lease started
+#                                    the cluster, `stop` it (a cluster started by hand stays up)
 #
 # The nodes share one Erlang cookie (written into each node's HOME, which broker.sh sets to the node's
 # directory), so they and rabbitmqctl may talk to each other. start, stop, kill and start-node hold a lock
@@ -44,11 +48,12 @@ check_n() {
   esac
 }
 
-# scripts/broker.sh for node N.
+# scripts/broker.sh for node N. Without the lock's descriptor (9>&-): a node it starts would inherit it and
+# hold the lock for as long as it runs.
 broker() {
   local n=$1; shift
   WARREN_BROKER_NODE=$(node_name "$n") WARREN_BROKER_DIR=$(node_dir "$n") WARREN_BROKER_PORT=$(node_port "$n") \
-    bash "$ROOT/scripts/broker.sh" "$@"
+    bash "$ROOT/scripts/broker.sh" "$@" 9>&-
 }
 
 ctl() {
@@ -213,6 +218,37 @@ status() {
   [ "$ok" = 0 ] && [ "$(echo "$running" | wc -w)" = 3 ]
 }
 
+LEASES="$BASE.leases"
+
+# Live lease holders (a lease of a process that died no longer counts, and is removed).
+live_leases() {
+  local f pid count=0
+  mkdir -p "$LEASES"
+  for f in "$LEASES"/*; do
+    [ -e "$f" ] || continue
+    pid=$(basename "$f")
+    if kill -0 "$pid" 2>/dev/null; then count=$((count + 1)); else rm -f "$f"; fi
+  done
+  echo "$count"
+}
+
+lease() {
+  local pid=$1
+  mkdir -p "$LEASES"
+  # Another holder's cluster is used as it is (a node it killed on purpose stays down). Otherwise the cluster
+  # is started unless it runs; that a lease started it is remembered in its data directory (stop removes it).
+  if [ "$(live_leases)" = 0 ] && ! status >/dev/null 2>&1; then
+    start
+    touch "$BASE/started-by-lease"
+  fi
+  touch "$LEASES/$pid"
+}
+
+release() {
+  rm -f "$LEASES/$1"
+  if [ "$(live_leases)" = 0 ] && [ -e "$BASE/started-by-lease" ]; then stop; fi
+}
+
 locked() {
   exec 9>"$BASE.lock"
   flock -w 300 9 || { log "timed out waiting for $BASE.lock"; exit 1; }
@@ -227,5 +263,8 @@ case "${1:-}" in
   start-node) check_n "${2:-}"; locked start_node "$2" ;;
   ports) for n in "${NODES[@]}"; do node_port "$n"; done ;;
   ctl) check_n "${2:-}"; n=$2; shift 2; ctl "$n" "$@" ;;
-  *) echo "usage: $0 start|stop|status|kill N|start-node N|ports|ctl N ARGS" >&2; exit 2 ;;
+  lease|release)
+    case "${2:-}" in ''|*[!0-9]*) echo "usage: $0 $1 PID" >&2; exit 2 ;; esac
+    locked "$1" "$2" ;;
+  *) echo "usage: $0 start|stop|status|kill N|start-node N|ports|ctl N ARGS|lease PID|release PID" >&2; exit 2 ;;
 esac

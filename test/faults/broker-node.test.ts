@@ -3,7 +3,8 @@
  * promise holds across it: a persistent message on a durable queue that the broker confirmed is there after
  * a kill -9 and a restart; what was not promised (a transient message, a non-durable queue) is not.
  *
- * warren has no recovery yet: the connection the kill cut stays closed, and the test connects again.
+ * The client runs with recovery off, so the connection the kill cut stays closed and the test connects again:
+ * this pins the broker's side of the bargain (test/faults/broker-restart-recovery.test.ts pins the client's).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Connection, NotFoundError, TransportError, type WarrenError } from "../../src/index.ts";
@@ -12,7 +13,7 @@ import { recordUnhandledRejections, uniqueName, within } from "../support/broker
 
 recordUnhandledRejections();
 
-const silent = { logger: { warn() {} }, connectionTimeout: 10_000 };
+const silent = { logger: { warn() {} }, connectionTimeout: 10_000, recovery: false };
 
 let node: BrokerNode | undefined;
 beforeAll(async () => {

@@ -2,9 +2,9 @@
  * A three-node RabbitMQ cluster on loopback (scripts/cluster.sh): a quorum queue keeps every confirmed message
  * when the node the publisher was connected to is killed, and a client on another node consumes them all.
  *
- * warren has no failover yet: the connection to the killed node closes and the test connects to node 2
- * itself. The cluster is started here when it is not running (and then stopped after the file), so the file
- * costs about a minute on its own and nothing when the cluster is already up.
+ * The client runs with recovery off: the connection to the killed node closes and the test connects to
+ * node 2 itself, so this pins what the cluster keeps, whatever the client's failover does. The cluster is
+ * started here unless it runs (about 20 s), and stopped after the file if it was started for it.
  */
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -17,7 +17,7 @@ recordUnhandledRejections();
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const PORTS = [5701, 5702, 5703] as const;
 const nodeUrl = (n: 1 | 2 | 3) => `amqp://guest:guest@127.0.0.1:${PORTS[n - 1]}/`;
-const silent = { logger: { warn() {} }, connectionTimeout: 10_000 };
+const silent = { logger: { warn() {} }, connectionTimeout: 10_000, recovery: false };
 
 function cluster(args: readonly string[], timeoutMs = 150_000): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -28,21 +28,19 @@ function cluster(args: readonly string[], timeoutMs = 150_000): Promise<string> 
   });
 }
 
-let startedHere = false;
 let node1Down = false;
 const opened: Connection[] = [];
 
+// A lease (scripts/cluster.sh lease/release) rather than start/stop: the cluster is started unless it runs,
+// and stopped after the last test file holding a lease, only if a lease started it.
 beforeAll(async () => {
-  if (!(await cluster(["status"]).then(() => true, () => false))) {
-    startedHere = true;
-    await cluster(["start"]);
-  }
+  await cluster(["lease", String(process.pid)]);
 }, 180_000);
 
 afterAll(async () => {
   await Promise.allSettled(opened.map((c) => within(10_000, c.close(), "close")));
-  if (startedHere) await cluster(["stop"]);
-  else if (node1Down) await cluster(["start-node", "1"]); // leave a cluster we found as we found it
+  if (node1Down) await cluster(["start-node", "1"]); // leave the cluster as we found it
+  await cluster(["release", String(process.pid)]);
 }, 120_000);
 
 async function open(n: 1 | 2 | 3): Promise<Connection> {
