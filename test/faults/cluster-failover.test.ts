@@ -1,0 +1,98 @@
+/**
+ * Failover across a three-node RabbitMQ cluster (scripts/cluster.sh) with recovery on: the client is given
+ * all three nodes, connects to the first, and a quorum queue takes a confirm-mode publisher and a consumer.
+ * The node the client is connected to is killed with SIGKILL: the client fails over to another node and
+ * carries on with the same objects — no confirmed message lost, no publish nacked by the failover.
+ */
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Connection, connect, NotConnectedError, OutcomeUnknownError, PublishNackedError } from "../../src/index.ts";
+import { recordUnhandledRejections, sleep, uniqueName, waitFor, within } from "../support/broker.ts";
+
+recordUnhandledRejections();
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const URLS = [5701, 5702, 5703].map((port) => `amqp://guest:guest@127.0.0.1:${port}/`);
+
+function cluster(args: readonly string[], timeoutMs = 150_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile("bash", ["scripts/cluster.sh", ...args], { cwd: ROOT, timeout: timeoutMs, encoding: "utf8" }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`scripts/cluster.sh ${args.join(" ")} failed: ${err.message}\n${stdout}${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+let killed = false;
+let conn: Connection | undefined;
+
+beforeAll(async () => {
+  await cluster(["lease", String(process.pid)]);
+}, 180_000);
+
+afterAll(async () => {
+  await conn?.close().catch(() => undefined);
+  if (killed) await cluster(["start-node", "1"]);
+  await cluster(["release", String(process.pid)]);
+}, 150_000);
+
+describe("cluster failover", () => {
+  it("the node the client is on dies: it fails over, the consumer and the publisher carry on, nothing confirmed is lost, nothing is nacked", async () => {
+    conn = await connect(URLS, { heartbeat: 2, logger: { warn() {} }, recovery: { reconnect: { initialDelayMs: 100, maxDelayMs: 500 }, waitTimeout: 60_000 } });
+    const c = conn;
+    const ch = await c.openChannel();
+    const queue = uniqueName("warren.failover");
+    await ch.queueDeclare(queue, { durable: true, arguments: { "x-queue-type": "quorum" } });
+    await ch.basicQos(100);
+    await ch.confirmSelect();
+    const received = new Set<string>();
+    const consumer = await ch.basicConsume(queue);
+    const loop = (async () => {
+      for await (const m of consumer) {
+        received.add(m.bodyText());
+        m.ack();
+      }
+    })();
+    loop.catch(() => undefined);
+    const reconnects: string[] = [];
+    c.on("reconnecting", (info) => reconnects.push(String(info.attempt)));
+    const recovered = new Promise<void>((resolve) => c.once("recovered", () => resolve()));
+
+    const outcome = { ok: [] as string[], unknown: [] as string[], notSent: [] as string[], nacked: [] as string[], other: [] as unknown[] };
+    const publishes: Promise<void>[] = [];
+    let killedAt = 0;
+    for (let i = 0; i < 300; i++) {
+      const id = `m${i}`;
+      publishes.push(
+        ch.basicPublish("", queue, id, { deliveryMode: 2 }).then(
+          () => void outcome.ok.push(id),
+          (e: unknown) => {
+            if (e instanceof OutcomeUnknownError) outcome.unknown.push(id);
+            else if (e instanceof NotConnectedError) outcome.notSent.push(id);
+            else if (e instanceof PublishNackedError) outcome.nacked.push(id);
+            else outcome.other.push(e);
+          },
+        ),
+      );
+      if (i === 100) {
+        await cluster(["kill", "1"]);
+        killed = true;
+        killedAt = Date.now();
+      }
+      await sleep(3);
+    }
+    await within(60_000, recovered, "recovered on another node");
+    const recoveryMs = Date.now() - killedAt;
+    await within(90_000, Promise.all(publishes), "every publish settles");
+    expect(outcome.other).toEqual([]);
+    expect(outcome.nacked).toEqual([]);
+    expect(outcome.ok.length + outcome.unknown.length + outcome.notSent.length).toBe(300);
+    expect(outcome.ok.length).toBeGreaterThan(150);
+    expect(await waitFor(() => outcome.ok.every((id) => received.has(id)), 30_000)).toBe(true);
+    expect(c.state).toBe("open");
+    expect(recoveryMs).toBeLessThan(30_000);
+    await consumer.cancel();
+    await ch.queueDelete(queue);
+  }, 150_000);
+});
