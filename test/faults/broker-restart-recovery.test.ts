@@ -6,7 +6,8 @@
  * (NotConnectedError); after the faults the queue is drained and no confirmed message may be missing.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Connection, connect, NotConnectedError, OutcomeUnknownError } from "../../src/index.ts";
+import { type Connection, connect } from "../../src/index.ts";
+import { type Outcomes, outcomes, settled, track } from "../support/loss.ts";
 import { type BrokerNode, startBrokerNode } from "../support/broker-node.ts";
 import { recordUnhandledRejections, sleep, uniqueName, waitFor, within } from "../support/broker.ts";
 
@@ -22,14 +23,7 @@ afterAll(async () => {
   await node?.dispose();
 }, 60_000);
 
-interface Outcome {
-  ok: string[];
-  unknown: string[];
-  notSent: string[];
-  other: unknown[];
-}
-
-async function run(fault: () => Promise<void>): Promise<{ outcome: Outcome; received: Set<string>; conn: Connection; recoveredIn: number }> {
+async function run(fault: () => Promise<void>): Promise<{ outcome: Outcomes; received: Set<string>; conn: Connection; recoveredIn: number }> {
   const conn = await connect(node.url, { heartbeat: 2, logger: { warn() {} }, recovery: { reconnect: { initialDelayMs: 100, maxDelayMs: 500 }, waitTimeout: 60_000 } });
   const ch = await conn.openChannel();
   const queue = uniqueName("warren.restart");
@@ -46,7 +40,7 @@ async function run(fault: () => Promise<void>): Promise<{ outcome: Outcome; rece
   })();
   loop.catch(() => undefined);
 
-  const outcome: Outcome = { ok: [], unknown: [], notSent: [], other: [] };
+  const outcome = outcomes();
   const publishes: Promise<void>[] = [];
   let faulted = false;
   let faultDone: Promise<void> | undefined;
@@ -56,16 +50,7 @@ async function run(fault: () => Promise<void>): Promise<{ outcome: Outcome; rece
   // Bounded by count (400 messages) and time (the within() below).
   for (let i = 0; i < 400; i++) {
     const id = `m${i}`;
-    publishes.push(
-      ch.basicPublish("", queue, id, { deliveryMode: 2 }).then(
-        () => void outcome.ok.push(id),
-        (e: unknown) => {
-          if (e instanceof OutcomeUnknownError) outcome.unknown.push(id);
-          else if (e instanceof NotConnectedError) outcome.notSent.push(id);
-          else outcome.other.push(e);
-        },
-      ),
-    );
+    publishes.push(track(outcome, id, ch.basicPublish("", queue, id, { deliveryMode: 2 })));
     if (i === 150 && !faulted) {
       faulted = true;
       faultDone = fault().then(async () => {
@@ -92,7 +77,8 @@ describe("recovery across a broker that dies", () => {
       await node.start();
     });
     expect(outcome.other).toEqual([]);
-    expect(outcome.ok.length + outcome.unknown.length + outcome.notSent.length).toBe(400);
+    expect(outcome.nacked).toEqual([]);
+    expect(settled(outcome)).toBe(400);
     expect(outcome.ok.length).toBeGreaterThan(200);
     expect(conn.state).toBe("open");
     expect(recoveredIn).toBeLessThan(5000);
@@ -102,7 +88,8 @@ describe("recovery across a broker that dies", () => {
   it("a clean broker restart (connection.close 320, then a refused port for a while): the same", async () => {
     const { outcome, conn } = await run(() => node.restart());
     expect(outcome.other).toEqual([]);
-    expect(outcome.ok.length + outcome.unknown.length + outcome.notSent.length).toBe(400);
+    expect(outcome.nacked).toEqual([]);
+    expect(settled(outcome)).toBe(400);
     expect(outcome.ok.length).toBeGreaterThan(200);
     expect(conn.state).toBe("open");
     await conn.close();

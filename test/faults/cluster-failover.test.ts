@@ -4,25 +4,16 @@
  * The node the client is connected to is killed with SIGKILL: the client fails over to another node and
  * carries on with the same objects — no confirmed message lost, no publish nacked by the failover.
  */
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Connection, connect, NotConnectedError, OutcomeUnknownError, PublishNackedError } from "../../src/index.ts";
+import { type Connection, connect } from "../../src/index.ts";
+import { outcomes, settled, track } from "../support/loss.ts";
+import { cluster, clusterUrl } from "../support/cluster.ts";
 import { recordUnhandledRejections, sleep, uniqueName, waitFor, within } from "../support/broker.ts";
 
 recordUnhandledRejections();
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const URLS = [5701, 5702, 5703].map((port) => `amqp://guest:guest@127.0.0.1:${port}/`);
+const URLS = [clusterUrl(1), clusterUrl(2), clusterUrl(3)];
 
-function cluster(args: readonly string[], timeoutMs = 150_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile("bash", ["scripts/cluster.sh", ...args], { cwd: ROOT, timeout: timeoutMs, encoding: "utf8" }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`scripts/cluster.sh ${args.join(" ")} failed: ${err.message}\n${stdout}${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 let killed = false;
 let conn: Connection | undefined;
@@ -59,21 +50,13 @@ describe("cluster failover", () => {
     c.on("reconnecting", (info) => reconnects.push(String(info.attempt)));
     const recovered = new Promise<void>((resolve) => c.once("recovered", () => resolve()));
 
-    const outcome = { ok: [] as string[], unknown: [] as string[], notSent: [] as string[], nacked: [] as string[], other: [] as unknown[] };
+    const outcome = outcomes();
     const publishes: Promise<void>[] = [];
     let killedAt = 0;
     for (let i = 0; i < 300; i++) {
       const id = `m${i}`;
       publishes.push(
-        ch.basicPublish("", queue, id, { deliveryMode: 2 }).then(
-          () => void outcome.ok.push(id),
-          (e: unknown) => {
-            if (e instanceof OutcomeUnknownError) outcome.unknown.push(id);
-            else if (e instanceof NotConnectedError) outcome.notSent.push(id);
-            else if (e instanceof PublishNackedError) outcome.nacked.push(id);
-            else outcome.other.push(e);
-          },
-        ),
+        track(outcome, id, ch.basicPublish("", queue, id, { deliveryMode: 2 })),
       );
       if (i === 100) {
         await cluster(["kill", "1"]);
@@ -87,7 +70,7 @@ describe("cluster failover", () => {
     await within(90_000, Promise.all(publishes), "every publish settles");
     expect(outcome.other).toEqual([]);
     expect(outcome.nacked).toEqual([]);
-    expect(outcome.ok.length + outcome.unknown.length + outcome.notSent.length).toBe(300);
+    expect(settled(outcome)).toBe(300);
     expect(outcome.ok.length).toBeGreaterThan(150);
     expect(await waitFor(() => outcome.ok.every((id) => received.has(id)), 30_000)).toBe(true);
     expect(c.state).toBe("open");

@@ -6,27 +6,16 @@
  * node 2 itself, so this pins what the cluster keeps, whatever the client's failover does. The cluster is
  * started here unless it runs (about 20 s), and stopped after the file if it was started for it.
  */
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Channel, connect, type Connection, type Consumer, TransportError, type WarrenError } from "../../src/index.ts";
 import { recordUnhandledRejections, uniqueName, within } from "../support/broker.ts";
+import { cluster, clusterUrl } from "../support/cluster.ts";
 
 recordUnhandledRejections();
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const PORTS = [5701, 5702, 5703] as const;
-const nodeUrl = (n: 1 | 2 | 3) => `amqp://guest:guest@127.0.0.1:${PORTS[n - 1]}/`;
+const nodeUrl = clusterUrl;
 const silent = { logger: { warn() {} }, connectionTimeout: 10_000, recovery: false };
 
-function cluster(args: readonly string[], timeoutMs = 150_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile("bash", ["scripts/cluster.sh", ...args], { cwd: ROOT, timeout: timeoutMs, encoding: "utf8" }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`scripts/cluster.sh ${args.join(" ")} failed: ${err.message}\n${stdout}${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 let node1Down = false;
 const opened: Connection[] = [];

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Connection, connect, type ConnectOptions, type Message, NotConnectedError, OutcomeUnknownError } from "../../src/index.ts";
 import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.ts";
 import { recordUnhandledRejections, sleep, uniqueName, waitFor, within } from "../support/broker.ts";
+import { outcomes, settled, track } from "../support/loss.ts";
 
 recordUnhandledRejections();
 
@@ -69,19 +70,12 @@ describe("recovery after the network drops the connection", () => {
       }
     })();
 
-    const outcome = { ok: [] as string[], unknown: [] as string[], notSent: [] as string[], other: [] as unknown[] };
+    const outcome = outcomes();
     const publishes: Promise<void>[] = [];
     for (let i = 0; i < 600; i++) {
       const id = `m${i}`;
       publishes.push(
-        ch.basicPublish("", queue, id).then(
-          () => void outcome.ok.push(id),
-          (e: unknown) => {
-            if (e instanceof OutcomeUnknownError) outcome.unknown.push(id);
-            else if (e instanceof NotConnectedError) outcome.notSent.push(id);
-            else outcome.other.push(e);
-          },
-        ),
+        track(outcome, id, ch.basicPublish("", queue, id)),
       );
       if (i % 150 === 75) {
         proxy.reset();
@@ -90,7 +84,8 @@ describe("recovery after the network drops the connection", () => {
     }
     await within(20_000, Promise.all(publishes), "every publish settles");
     expect(outcome.other).toEqual([]);
-    expect(outcome.ok.length + outcome.unknown.length + outcome.notSent.length).toBe(600);
+    expect(outcome.nacked).toEqual([]);
+    expect(settled(outcome)).toBe(600);
     expect(outcome.ok.length).toBeGreaterThan(400);
     // Every confirmed message arrives (redelivered ones counted once).
     expect(await waitFor(() => outcome.ok.every((id) => received.has(id)), 15_000)).toBe(true);
