@@ -9,16 +9,17 @@ import type { FieldTable } from "../codec/amqp/field-table.ts";
 import type { Method, RequestName } from "../codec/amqp/methods.generated.ts";
 import type { PublishProperties } from "../codec/amqp/properties.ts";
 import type { Int64 } from "../codec/parsers.ts";
-import { encodeUtf8 } from "../codec/utf8.ts";
 import type { DeliveryEvent, PublishConfirmedEvent, ReturnEvent } from "../machine/events.ts";
 import { Consumer, ConsumerCancelledError } from "./consumer.ts";
 import { Emitter } from "./emitter.ts";
-import { AbortError, MessageReturnedError, NotConnectedError, PublishNackedError, UsageError, type WarrenError } from "./errors.ts";
+import { AbortError, MessageReturnedError, NotConnectedError, PublishNackedError, type WarrenError } from "./errors.ts";
 import { Message, type MessageSettler } from "./message.ts";
 
 import type { ChannelEvents, ConsumeOptions, PublishOptions, QueueDeclareOptions, QueueDeclareResult, ExchangeDeclareOptions, Signal } from "./channel-options.ts";
 import type { ChannelHost, Reply, Request } from "./host.ts";
 import type { ConsumeStep } from "./recovery/replay.ts";
+import { DeliveryTags } from "./delivery-tags.ts";
+import { ownedCopy, publishBody } from "./publish-args.ts";
 import { asyncDispose } from "./dispose.ts";
 
 export type * from "./channel-options.ts";
@@ -55,15 +56,8 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
    * forgot, dropped: rejecting those would close the channel with 406.
    */
   #orphans = new Map<string, boolean>();
-  /** The highest delivery tag settled by an ack or nack with `multiple` (warren must not settle below it again). */
-  #settledThrough: Int64 = 0;
-  /**
-   * Delivery tags across recoveries: the application sees the broker's tag plus `#tagOffset`, which moves to
-   * the highest tag seen whenever the connection is lost, so tags keep growing and a tag at or below it is
-   * from a connection that is gone (the broker redelivers that message; acking it would close the channel).
-   */
-  #tagOffset = 0;
-  #highestTag = 0;
+  /** Delivery tags as the application sees them, across recoveries. */
+  readonly #tags = new DeliveryTags();
   /** The channel's settings to restore on a recovered connection, in the order they were made (qos, confirm, tx). */
   #settings: Method[] = [];
   #confirms = new Map<number, PendingConfirm>();
@@ -258,8 +252,8 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   /** @internal A consumer gives up on a message it could not handle (see basicConsume); never throws. */
   rejectUnhandled(deliveryTag: Int64, requeue: boolean): void {
-    if (deliveryTag <= this.#settledThrough) return; // the application acked it already, with multiple
-    const tag = this.#brokerTag(deliveryTag, false);
+    if (this.#tags.coveredByMultiple(deliveryTag)) return; // the application acked it already, with multiple
+    const tag = this.#tags.toBroker(deliveryTag, false);
     if (tag === undefined) return; // from before a recovery: the broker redelivers it anyway
     this.#host.trySend(this.id, { name: "basic.reject", classId: 60, methodId: 90, deliveryTag: tag, requeue });
   }
@@ -347,12 +341,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   /** The body as bytes, after the checks every publish gets before anything is sent. */
   #checkPublish(what: string, body: Uint8Array | string, properties: PublishProperties): Uint8Array {
     if (this.#ended) throw this.#ended.rejection;
-    let bytes: Uint8Array;
-    if (typeof body === "string") bytes = encodeUtf8(body);
-    else if (body instanceof Uint8Array) bytes = body;
-    else throw new UsageError(`${what}: body must be a Uint8Array or a string, not ${describeValue(body)}`);
-    if (properties === null || typeof properties !== "object") throw new UsageError(`${what}: properties must be an object, not ${describeValue(properties)}`);
-    return bytes;
+    return publishBody(what, body, properties);
   }
 
   /** basic.get: one message, or null when the queue is empty. */
@@ -366,7 +355,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     });
     const m = reply.method;
     if (m.name !== "basic.get-ok" || !reply.message) return null;
-    return new Message(this, reply.message.body, reply.message.properties, this.#appTag(m.deliveryTag), m.redelivered, m.exchange, m.routingKey, "", m.messageCount);
+    return new Message(this, reply.message.body, reply.message.properties, this.#tags.fromBroker(m.deliveryTag), m.redelivered, m.exchange, m.routingKey, "", m.messageCount);
   }
 
   /**
@@ -374,45 +363,29 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
    * broker has forgotten it (it redelivers the message), and acking it would close the channel (406).
    */
   basicAck(deliveryTag: Int64, multiple = false): boolean {
-    const tag = this.#brokerTag(deliveryTag, multiple);
+    const tag = this.#tags.toBroker(deliveryTag, multiple);
     if (tag === undefined) return false;
     this.#send({ name: "basic.ack", classId: 60, methodId: 80, deliveryTag: tag, multiple });
-    if (multiple && deliveryTag > this.#settledThrough) this.#settledThrough = deliveryTag;
+    if (multiple) this.#tags.settledMultiple(deliveryTag);
     return true;
   }
 
   /** basic.nack; returns false, as basicAck does, for a tag from before a recovery. */
   basicNack(deliveryTag: Int64, o: { multiple?: boolean; requeue?: boolean } = {}): boolean {
     const multiple = o.multiple ?? false;
-    const tag = this.#brokerTag(deliveryTag, multiple);
+    const tag = this.#tags.toBroker(deliveryTag, multiple);
     if (tag === undefined) return false;
     this.#send({ name: "basic.nack", classId: 60, methodId: 120, deliveryTag: tag, multiple, requeue: o.requeue ?? true });
-    if (multiple && deliveryTag > this.#settledThrough) this.#settledThrough = deliveryTag;
+    if (multiple) this.#tags.settledMultiple(deliveryTag);
     return true;
   }
 
   /** basic.reject; returns false, as basicAck does, for a tag from before a recovery. */
   basicReject(deliveryTag: Int64, requeue = true): boolean {
-    const tag = this.#brokerTag(deliveryTag, false);
+    const tag = this.#tags.toBroker(deliveryTag, false);
     if (tag === undefined) return false;
     this.#send({ name: "basic.reject", classId: 60, methodId: 90, deliveryTag: tag, requeue });
     return true;
-  }
-
-  /** The broker's tag for an application's, or undefined for one from a connection that is gone. */
-  #brokerTag(tag: Int64, multiple: boolean): Int64 | undefined {
-    if (this.#tagOffset === 0) return tag; // never recovered: the common case
-    if (multiple && (tag === 0 || tag === 0n)) return tag; // "everything outstanding", on this connection
-    if (tag <= this.#tagOffset) return undefined;
-    return typeof tag === "bigint" ? tag - BigInt(this.#tagOffset) : tag - this.#tagOffset;
-  }
-
-  /** The application's tag for one the broker sent (see #tagOffset). */
-  #appTag(tag: Int64): Int64 {
-    if (typeof tag === "bigint") return this.#tagOffset === 0 ? tag : tag + BigInt(this.#tagOffset);
-    const t = tag + this.#tagOffset;
-    if (t > this.#highestTag) this.#highestTag = t;
-    return t;
   }
 
   /** basic.recover: redeliver unacked messages (requeued unless `requeue` is false). */
@@ -489,8 +462,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
    * failed already (OutcomeUnknownError); tags delivered so far become stale.
    */
   onConnectionLost(): void {
-    this.#tagOffset = this.#highestTag;
-    this.#settledThrough = 0;
+    this.#tags.connectionLost();
   }
 
   /** @internal On the recovered connection: reopen with the same number and restore qos, confirm and tx mode. */
@@ -518,7 +490,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   /** @internal */
   onDelivery(e: DeliveryEvent): void {
-    const message = new Message(this, e.message.body, e.message.properties, this.#appTag(e.deliveryTag), e.redelivered, e.exchange, e.routingKey, e.consumerTag, undefined);
+    const message = new Message(this, e.message.body, e.message.properties, this.#tags.fromBroker(e.deliveryTag), e.redelivered, e.exchange, e.routingKey, e.consumerTag, undefined);
     const consumer = this.#consumers.get(e.consumerTag);
     if (consumer) consumer.deliver(message);
     // A delivery for a consumer we gave up on (it raced the cancel): give it back rather than lose it — unless
@@ -630,21 +602,3 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 }
 
 const IGNORED_CONFIRM: PendingConfirm = { resolve() {}, reject() {} };
-
-/**
- * A publish that waits for a recovered connection owns what it will send: the body is copied, and so are the
- * properties and their headers table, one level down (deeper tables are shared — document, don't deep-clone
- * TypedField values).
- */
-function ownedCopy(body: Uint8Array, properties: PublishProperties): { body: Uint8Array; properties: PublishProperties } {
-  const copy: PublishProperties = { ...properties };
-  if (properties.headers) copy.headers = { ...properties.headers };
-  return { body: body.slice(), properties: copy };
-}
-
-function describeValue(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (v instanceof ArrayBuffer) return "an ArrayBuffer (wrap it: new Uint8Array(buffer))";
-  return typeof v === "object" ? `an object (${Object.prototype.toString.call(v).slice(8, -1)})` : `a ${typeof v}`;
-}
