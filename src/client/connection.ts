@@ -179,7 +179,11 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     rotation.succeeded(this.#endpoint);
     this.#attempting = false;
     this.#everOpened = true;
-    if (!this.#recovery) this.#rotation = undefined; // nothing will reconnect: let the passwords go
+    if (!this.#recovery) {
+      // Nothing will reconnect: let the passwords go (the machine blanked its own copy once open).
+      this.#rotation = undefined;
+      this.#endpoint = { label: this.#endpoint.label, options: Object.assign(keptOptions(this.#endpoint.options), { password: "" }) };
+    }
     return this;
   }
 

@@ -112,6 +112,8 @@ interface BrokerChannel {
   plainMandatory: string[];
   consumers: string[];
   nextTag: number;
+  /** Server-generated consumer tags are unique on a channel, as RabbitMQ's are (a reused one is a 503). */
+  consumersStarted: number;
 }
 
 class Run {
@@ -193,6 +195,7 @@ class Run {
         plainMandatory: [],
         consumers: [],
         nextTag: 1,
+        consumersStarted: 0,
       });
       return;
     }
@@ -325,7 +328,7 @@ class Run {
         this.feed(methodFrame(c.id, method("confirm.select-ok")));
         return;
       case "basic.consume": {
-        const tag = req.consumerTag === "" ? `amq.ctag-${c.id}-${c.nextTag}` : req.consumerTag;
+        const tag = req.consumerTag === "" ? `amq.ctag-${c.id}-${++c.consumersStarted}` : req.consumerTag;
         c.consumers.push(tag);
         this.feed(methodFrame(c.id, method("basic.consume-ok", { consumerTag: tag })));
         return;
