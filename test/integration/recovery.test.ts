@@ -236,7 +236,7 @@ describe("recovery after the network drops the connection", () => {
     proxy.blackhole(true);
     const t0 = Date.now();
     const cause = await within(5000, disconnected, "disconnected");
-    expect(Date.now() - t0).toBeLessThan(1500 + 300); // T + T/4 + the re-check, with room for a busy machine
+    expect(Date.now() - t0).toBeLessThan(2500); // T + T/4 + the re-check = 1.3 s; room for a busy CI machine
     expect(cause.message).toMatch(/heartbeat/);
     const recovered = next(conn, "recovered");
     proxy.blackhole(false);
