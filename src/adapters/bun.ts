@@ -22,7 +22,8 @@
  * Bun's types are not visible to tsc when it checks src alone (tsconfig.build.json), so the few Bun APIs
  * used are declared below; a type-level test checks them against @types/bun when those types are loaded.
  */
-import { connectWith, type Connection } from "../client/connection.ts";
+import { connectWith } from "../client/connect.ts";
+import type { Connection } from "../client/connection.ts";
 import { TransportError } from "../client/errors.ts";
 import { type ConnectOptions, isIpAddress, type KeptOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";

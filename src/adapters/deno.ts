@@ -29,7 +29,8 @@
  * APIs used are declared below; under `deno check` a type-level test verifies that Deno's real namespace
  * satisfies those declarations.
  */
-import { connectWith, type Connection } from "../client/connection.ts";
+import { connectWith } from "../client/connect.ts";
+import type { Connection } from "../client/connection.ts";
 import { TransportError, UsageError } from "../client/errors.ts";
 import type { ConnectOptions, KeptOptions, TlsOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";

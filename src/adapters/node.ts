@@ -9,7 +9,8 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { performance } from "node:perf_hooks";
-import { connectWith, type Connection } from "../client/connection.ts";
+import { connectWith } from "../client/connect.ts";
+import type { Connection } from "../client/connection.ts";
 import { type ConnectOptions, isIpAddress, type KeptOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";
 import { connectAttempt } from "./attempt.ts";

@@ -26,7 +26,8 @@
  * This file uses no runtime-specific API. Under Node 20, which has no global WebSocket, pass one in:
  * `connect(url, { WebSocket: (await import("ws")).WebSocket })`.
  */
-import { connectWith, type Connection } from "../client/connection.ts";
+import { connectWith } from "../client/connect.ts";
+import type { Connection } from "../client/connection.ts";
 import { TransportError, UsageError } from "../client/errors.ts";
 import { type ConnectOptions, parseUrl, type KeptOptions } from "../client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../client/transport.ts";

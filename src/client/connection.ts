@@ -16,7 +16,6 @@ import type { FieldTable } from "../codec/amqp/field-table.ts";
 import type { Method, RequestName } from "../codec/amqp/methods.generated.ts";
 import type { PublishProperties } from "../codec/amqp/properties.ts";
 import { ConnectionMachine } from "../machine/connection.ts";
-import { CommandError } from "../machine/errors.ts";
 import type { CloseReason, MachineEvent } from "../machine/events.ts";
 import { Channel, type ChannelHost, type Reply, type Request } from "./channel.ts";
 import { asyncDispose } from "./dispose.ts";
@@ -30,19 +29,19 @@ import {
   errorFromClose,
   isPermanentConnectError,
   OutcomeUnknownError,
-  UsageError,
   type WarrenError,
 } from "./errors.ts";
 import type { Consumer } from "./consumer.ts";
 import { type ReconnectingInfo, Recovery, type RecoveryHost } from "./recovery/engine.ts";
 import { replayConnection, type ReplayReport } from "./recovery/replay.ts";
 import { Topology } from "./recovery/topology.ts";
-import { type Endpoint, HostRotation, resolveEndpoints } from "./recovery/hosts.ts";
+import { type Endpoint, HostRotation } from "./recovery/hosts.ts";
 import { ConnectAttempt } from "./connect-attempt.ts";
 import { PendingRequests } from "./requests.ts";
-import { type ConnectOptions, type KeptOptions, keptOptions, type Logger, machineOptions, redactUrl, type ResolvedConnectOptions } from "./options.ts";
+import { type KeptOptions, keptOptions, brokerAddress, machineOptions } from "./options.ts";
 import type { Runtime } from "./transport.ts";
 import { Commands } from "./commands.ts";
+import { OnceLog } from "./once-log.ts";
 import { Driver } from "./driver.ts";
 
 export type ConnectionEvents = {
@@ -65,7 +64,6 @@ export type ConnectionEvents = {
   /** Recovery gave up (attempts or time exhausted, or bad credentials); `close` follows. */
   recoveryFailed: (error: WarrenError) => void;
 };
-
 
 export class Connection extends Emitter<ConnectionEvents> implements ChannelHost {
   /** Automatic recovery, unless turned off; the password is kept (privately) only for it. */
@@ -90,7 +88,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   readonly #driver: Driver;
   readonly #internalFailureWarning = {};
   #options: KeptOptions; // no password: only machines get it (see #newMachine)
-  readonly #logger: Logger;
+  readonly #log: OnceLog;
   readonly #pending = new PendingRequests();
   readonly #commands: Commands;
   readonly #channels = new Map<number, Channel>();
@@ -105,7 +103,6 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #resolveClosed!: () => void;
   readonly #readPausers = new Set<object>();
   readonly #readPauseWarning = {};
-  readonly #warned = new WeakSet<object>();
   /** Channels whose failure reached an awaiting promise since their last close. */
   readonly #failureSeen = new Set<number>();
   #connectionFailureSeen = false;
@@ -121,7 +118,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     this.#endpoint = this.#rotation.next(runtime.now());
     const options = this.#endpoint.options;
     this.#options = keptOptions(options);
-    this.#logger = options.logger;
+    this.#log = new OnceLog(options.logger);
     this.#closedPromise = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#driver = new Driver(runtime, this.#newMachine(), options.writeHighWaterMark, {
       handleEvent: (e) => this.#handleEvent(e),
@@ -412,13 +409,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
 
   /** @internal */
   warnUnobserved(source: object, message: string, error?: unknown): void {
-    if (this.#warned.has(source)) return;
-    this.#warned.add(source);
-    try {
-      this.#logger.warn(message, error);
-    } catch {
-      // a logger that throws must not break dispatch
-    }
+    this.#log.warn(source, message, error);
   }
 
   #handleEvent(e: MachineEvent): void {
@@ -589,35 +580,10 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   }
 
   #where(): string {
-    const o = this.#options;
-    return o.socketPath ? `unix:${o.socketPath}` : `${o.tls ? "amqps" : "amqp"}://${o.hostname.includes(":") ? `[${o.hostname}]` : o.hostname}:${o.port}`;
+    return brokerAddress(this.#options);
   }
 }
 
 function isClean(reason: CloseReason): boolean {
   return reason.initiator === "client" && reason.replyCode === 200;
 }
-
-
-/**
- * Connects with the given runtime. Each adapter's `connect` calls this with its own Runtime.
- * The URL's password never appears in an error message.
- */
-export async function connectWith(runtime: Runtime, url?: string | readonly string[] | ConnectOptions, options?: ConnectOptions): Promise<Connection> {
-  const endpoints = typeof url === "string" || Array.isArray(url) ? resolveEndpoints(url as string | readonly string[], options) : resolveEndpoints(undefined, { ...(url as ConnectOptions | undefined), ...options });
-  const first = endpoints[0]!.options;
-  let conn: Connection;
-  try {
-    conn = new Connection(runtime, endpoints, first.hostOrder);
-  } catch (e) {
-    // An out-of-range option (heartbeat, frameMax, …) as the machine reports it: the client's own UsageError,
-    // so `isWarrenError` and `code` work as for every other failure.
-    if (e instanceof CommandError) throw new UsageError(e.message);
-    throw e;
-  }
-  return conn.open(first.signal);
-}
-
-
-
-export { redactUrl };

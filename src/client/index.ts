@@ -1,7 +1,8 @@
 /**
  * The client API, shared by every runtime's entry point (each adds its own `connect`).
  */
-export { Connection, connectWith, type ConnectionEvents } from "./connection.ts";
+export { Connection, type ConnectionEvents } from "./connection.ts";
+export { connectWith } from "./connect.ts";
 export { Channel, type ChannelEvents, type ConsumeOptions, type ExchangeDeclareOptions, type PublishOptions, type QueueDeclareOptions, type QueueDeclareResult, type ReturnedMessage } from "./channel.ts";
 export { Consumer, ConsumerCancelledError, ConsumerOverflowError, type ConsumerEvents } from "./consumer.ts";
 export { Message } from "./message.ts";

@@ -307,3 +307,8 @@ export function keptOptions(options: ResolvedConnectOptions): KeptOptions {
   const { ...kept } = options;
   return kept;
 }
+
+/** The broker an endpoint names, for messages: "amqp://host:port", "amqps://[::1]:5671", "unix:/path". Never the password. */
+export function brokerAddress(o: KeptOptions): string {
+  return o.socketPath ? `unix:${o.socketPath}` : `${o.tls ? "amqps" : "amqp"}://${o.hostname.includes(":") ? `[${o.hostname}]` : o.hostname}:${o.port}`;
+}

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Connection, connect } from "../../src/index.ts";
-import { type Outcomes, outcomes, settled, track } from "../support/loss.ts";
+import { type Outcomes, outcomes, receiveAll, settled, track } from "../support/loss.ts";
 import { type BrokerNode, startBrokerNode } from "../support/broker-node.ts";
 import { recordUnhandledRejections, sleep, uniqueName, waitFor, within } from "../support/broker.ts";
 
@@ -30,15 +30,8 @@ async function run(fault: () => Promise<void>): Promise<{ outcome: Outcomes; rec
   await ch.queueDeclare(queue, { durable: true });
   await ch.basicQos(100);
   await ch.confirmSelect();
-  const received = new Set<string>();
   const consumer = await ch.basicConsume(queue);
-  const loop = (async () => {
-    for await (const m of consumer) {
-      received.add(m.bodyText());
-      m.ack();
-    }
-  })();
-  loop.catch(() => undefined);
+  const received = receiveAll(consumer);
 
   const outcome = outcomes();
   const publishes: Promise<void>[] = [];

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Connection, connect } from "../../src/index.ts";
-import { outcomes, settled, track } from "../support/loss.ts";
+import { outcomes, receiveAll, settled, track } from "../support/loss.ts";
 import { cluster, clusterUrl } from "../support/cluster.ts";
 import { recordUnhandledRejections, sleep, uniqueName, waitFor, within } from "../support/broker.ts";
 
@@ -37,17 +37,8 @@ describe("cluster failover", () => {
     await ch.queueDeclare(queue, { durable: true, arguments: { "x-queue-type": "quorum" } });
     await ch.basicQos(100);
     await ch.confirmSelect();
-    const received = new Set<string>();
     const consumer = await ch.basicConsume(queue);
-    const loop = (async () => {
-      for await (const m of consumer) {
-        received.add(m.bodyText());
-        m.ack();
-      }
-    })();
-    loop.catch(() => undefined);
-    const reconnects: string[] = [];
-    c.on("reconnecting", (info) => reconnects.push(String(info.attempt)));
+    const received = receiveAll(consumer);
     const recovered = new Promise<void>((resolve) => c.once("recovered", () => resolve()));
 
     const outcome = outcomes();

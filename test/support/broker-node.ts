@@ -24,6 +24,7 @@ import { readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { alive } from "./tls-broker.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -68,14 +69,6 @@ function run(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number)
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** True when something accepts a TCP connection on 127.0.0.1:port (within 1 s). Never throws. */
 function listening(port: number): Promise<boolean> {

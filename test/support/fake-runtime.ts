@@ -21,7 +21,8 @@
  * peer.send(ch.id, method("queue.declare-ok", { queue: "q" }));
  * await declared;
  */
-import { type Connection, connectWith } from "../../src/client/connection.ts";
+import { connectWith } from "../../src/client/connect.ts";
+import type { Connection } from "../../src/client/connection.ts";
 import type { ConnectOptions, KeptOptions } from "../../src/client/options.ts";
 import type { Runtime, Transport, TransportHandlers } from "../../src/client/transport.ts";
 import { FakePeer, type PeerScript } from "./fake-peer.ts";

@@ -4,7 +4,7 @@
  * (NotConnectedError), nacked, or something else (a bug). After the faults a test drains the queue and checks
  * that every ok id arrived.
  */
-import { NotConnectedError, OutcomeUnknownError, PublishNackedError } from "../../src/index.ts";
+import { type Consumer, NotConnectedError, OutcomeUnknownError, PublishNackedError } from "../../src/index.ts";
 
 export interface Outcomes {
   readonly ok: string[];
@@ -34,4 +34,17 @@ export function track(o: Outcomes, id: string, publish: Promise<void>): Promise<
 /** How many publishes settled, whatever their outcome. */
 export function settled(o: Outcomes): number {
   return o.ok.length + o.unknown.length + o.notSent.length + o.nacked.length + o.other.length;
+}
+
+/** Acks every message `consumer` delivers and records its body; the loop ends when the consumer does. */
+export function receiveAll(consumer: Consumer): Set<string> {
+  const received = new Set<string>();
+  const loop = (async () => {
+    for await (const m of consumer) {
+      received.add(m.bodyText());
+      m.ack();
+    }
+  })();
+  loop.catch(() => undefined);
+  return received;
 }

@@ -223,7 +223,8 @@ let current: TlsBroker | undefined;
 const LOCK = join(TLS_BROKER.dir, "lock");
 const LEASES = join(TLS_BROKER.dir, "leases");
 
-function alive(pid: number): boolean {
+/** Whether process `pid` runs (EPERM: it runs, as another user). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
