@@ -20,17 +20,13 @@ import type { ChannelHost, Reply, Request } from "./host.ts";
 import type { ConsumeStep } from "./recovery/replay.ts";
 import { DeliveryTags } from "./delivery-tags.ts";
 import { ownedCopy, publishBody } from "./publish-args.ts";
+import { Confirms, type PendingConfirm, type Resend } from "./confirms.ts";
 import { asyncDispose } from "./dispose.ts";
 
 export type * from "./channel-options.ts";
 export type { ChannelHost, Reply, Request } from "./host.ts";
 
 const RESOLVED = Promise.resolve();
-
-interface PendingConfirm {
-  resolve(): void;
-  reject(e: Error): void;
-}
 
 /** How the channel ended, as its `channelClosed` event said. */
 interface Ended {
@@ -60,7 +56,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   readonly #tags = new DeliveryTags();
   /** The channel's settings to restore on a recovered connection, in the order they were made (qos, confirm, tx). */
   #settings: Method[] = [];
-  #confirms = new Map<number, PendingConfirm>();
+  readonly #confirms = new Confirms();
   #flowActive = true;
 
   constructor(host: ChannelHost, id: number) {
@@ -216,7 +212,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     // Register the consumer when consume-ok is dispatched, not when this function resumes: its first
     // deliveries may arrive in the same read and would otherwise find no consumer (and be rejected, or lost
     // with noAck).
-    const reply = await this.#request(method, o, (e) => {
+    await this.#request(method, o, (e) => {
       const consumerTag = e.method.consumerTag;
       if (o.signal?.aborted) {
         // The application gave up waiting: do not leave a consumer running that nobody can see or cancel.
@@ -291,6 +287,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
    */
   basicPublish(exchange: string, routingKey: string, body: Uint8Array | string, properties: PublishProperties = {}, o: PublishOptions = {}): Promise<void> {
     let seq: number;
+    let resend: Resend | undefined;
     try {
       if (o.signal?.aborted) throw new AbortError("basicPublish aborted before it was sent", { cause: o.signal.reason });
       if (this.#host.recovering) {
@@ -298,7 +295,9 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
         const copy = ownedCopy(this.#checkPublish("basicPublish", body, properties), properties);
         return this.#host.whenRecovered(o.signal, "basicPublish").then(() => this.basicPublish(exchange, routingKey, copy.body, copy.properties, o));
       }
-      seq = this.#publish("basicPublish", exchange, routingKey, body, properties, o);
+      const bytes = this.#checkPublish("basicPublish", body, properties);
+      seq = this.#host.publish(this.id, exchange, routingKey, bytes, properties, o.mandatory ?? false, o.immediate ?? false);
+      if (seq !== 0 && this.#host.resendUnconfirmed) resend = resendCopy(exchange, routingKey, bytes, properties, o);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -306,17 +305,19 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     const signal = o.signal;
     return new Promise<void>((resolve, reject) => {
       if (!signal) {
-        this.#confirms.set(seq, { resolve, reject });
+        this.#confirms.add(seq, { resolve, reject, resend, observed: true });
         return;
       }
       const onAbort = () => {
-        if (this.#confirms.delete(seq)) reject(new AbortError("basicPublish aborted before the broker confirmed it (the message may still arrive)"));
+        if (this.#confirms.remove(handle)) reject(new AbortError("basicPublish aborted before the broker confirmed it (the message may still arrive)"));
       };
       signal.addEventListener("abort", onAbort, { once: true });
       const done = () => signal.removeEventListener("abort", onAbort);
-      this.#confirms.set(seq, {
+      const handle = this.#confirms.add(seq, {
         resolve: () => (done(), resolve()),
         reject: (e) => (done(), reject(e)),
+        resend,
+        observed: true,
       });
     });
   }
@@ -328,14 +329,14 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
    */
   tryPublish(exchange: string, routingKey: string, body: Uint8Array | string, properties: PublishProperties = {}, o: PublishOptions = {}): boolean {
     if (this.#host.recovering) throw new NotConnectedError("tryPublish: not sent, the connection is recovering (basicPublish waits for it)");
-    const seq = this.#publish("tryPublish", exchange, routingKey, body, properties, o);
-    if (seq !== 0) this.#confirms.set(seq, IGNORED_CONFIRM);
+    const bytes = this.#checkPublish("tryPublish", body, properties);
+    const seq = this.#host.publish(this.id, exchange, routingKey, bytes, properties, o.mandatory ?? false, o.immediate ?? false);
+    if (seq !== 0) {
+      // Nobody waits for its confirm, but under the resend policy a lost one is still published again.
+      const resend = this.#host.resendUnconfirmed ? resendCopy(exchange, routingKey, bytes, properties, o) : undefined;
+      this.#confirms.add(seq, resend ? { ...IGNORED_CONFIRM, resend } : IGNORED_CONFIRM);
+    }
     return !this.#host.backpressured;
-  }
-
-  #publish(what: string, exchange: string, routingKey: string, body: Uint8Array | string, properties: PublishProperties, o: PublishOptions): number {
-    const bytes = this.#checkPublish(what, body, properties);
-    return this.#host.publish(this.id, exchange, routingKey, bytes, properties, o.mandatory ?? false, o.immediate ?? false);
   }
 
   /** The body as bytes, after the checks every publish gets before anything is sent. */
@@ -505,9 +506,8 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 
   /** @internal */
   onConfirm(e: PublishConfirmedEvent): void {
-    const pending = this.#confirms.get(e.seq);
+    const pending = this.#confirms.take(e.seq);
     if (!pending) return;
-    this.#confirms.delete(e.seq);
     if (e.returned) {
       const r = e.returned;
       pending.reject(
@@ -522,13 +522,18 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     else pending.reject(new PublishNackedError(`The broker nacked publish #${e.seq} on channel ${this.id}`, { classId: 60, methodId: 120 }));
   }
 
-  /** @internal Returns whether an application promise was waiting for this publish. */
-  onPublishFailed(seq: number, error: WarrenError): boolean {
-    const pending = this.#confirms.get(seq);
-    if (!pending) return false;
-    this.#confirms.delete(seq);
-    pending.reject(error);
-    return pending !== IGNORED_CONFIRM;
+  /**
+   * @internal Publish `seq`'s outcome is lost; `recoverable` when the connection will be recovered (then,
+   * under the resend policy, it is held for a resend). Returns whether an application promise saw `error`.
+   */
+  onPublishFailed(seq: number, error: WarrenError, recoverable: boolean): boolean {
+    return this.#confirms.lost(seq, error, recoverable);
+  }
+
+  /** @internal On a recovered connection, after the topology: publishes again what the resend policy held; returns how many. */
+  resendUnconfirmed(): number {
+    if (this.#ended) return 0;
+    return this.#confirms.resend((r) => this.#host.publish(this.id, r.exchange, r.routingKey, r.body, r.properties, r.mandatory, r.immediate));
   }
 
   /** @internal */
@@ -559,11 +564,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
       seen = consumer.end(error) || seen;
     }
     this.#consumers.clear();
-    for (const pending of this.#confirms.values()) {
-      if (pending !== IGNORED_CONFIRM) seen = true;
-      pending.reject(rejection);
-    }
-    this.#confirms.clear();
+    if (this.#confirms.rejectAll(rejection)) seen = true;
     this.#markEnded();
     this.emit("close", error);
     if (error && !seen) this.#host.warnUnobserved(this, `channel ${this.id} closed: ${error.message}`, error);
@@ -601,4 +602,10 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   }
 }
 
-const IGNORED_CONFIRM: PendingConfirm = { resolve() {}, reject() {} };
+const IGNORED_CONFIRM: PendingConfirm = { resolve() {}, reject() {}, observed: false };
+
+/** A publish's message as the resend policy keeps it: the body copied unless warren made it (from a string). */
+function resendCopy(exchange: string, routingKey: string, bytes: Uint8Array, properties: PublishProperties, o: PublishOptions): Resend {
+  const copy = ownedCopy(bytes, properties);
+  return { exchange, routingKey, body: copy.body, properties: copy.properties, mandatory: o.mandatory ?? false, immediate: o.immediate ?? false };
+}

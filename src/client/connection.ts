@@ -81,7 +81,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #endedForGood = false;
   /** What the application declared, for replay after a reconnect. */
   readonly #topology: Topology<Consumer> | undefined;
-  #lastReplay: ReplayReport = { renamedQueues: [], failures: [] };
+  #lastReplay: ReplayReport = { renamedQueues: [], failures: [], resent: 0 };
   #everOpened = false;
   readonly #runtime: Runtime;
   /** The machine, its transport, and the loop between them (a new machine after each reconnect). */
@@ -89,6 +89,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   readonly #internalFailureWarning = {};
   #options: KeptOptions; // no password: only machines get it (see #newMachine)
   readonly #log: OnceLog;
+  #resend = false;
   readonly #pending = new PendingRequests();
   readonly #commands: Commands;
   readonly #channels = new Map<number, Channel>();
@@ -132,6 +133,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     if (options.recovery !== undefined) {
       this.#topology = new Topology<Consumer>();
       this.#recovery = new Recovery(this.#recoveryHost(), options.recovery);
+      this.#resend = options.recovery.unconfirmed === "resend";
     }
   }
 
@@ -298,6 +300,11 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
     return this.closed ? "closed" : this.recovering ? "recovering" : "open";
   }
 
+  /** @internal Whether confirm-mode publishes keep a copy, to be sent again if their outcome is lost (recovery's `unconfirmed: "resend"`). */
+  get resendUnconfirmed(): boolean {
+    return this.#resend;
+  }
+
   /** @internal True between a connection loss and its recovery. */
   get recovering(): boolean {
     return this.#recovery?.state === "recovering";
@@ -436,10 +443,11 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
         return;
       case "publishFailed": {
         // Lost with a connection that will be recovered: the broker may or may not have it.
-        const error = e.scope === "connection" && this.#willRecover(e.reason)
+        const recoverable = e.scope === "connection" && this.#willRecover(e.reason);
+        const error = recoverable
           ? new OutcomeUnknownError(`The outcome of publish #${e.seq} on channel ${e.channel} is unknown: the connection was lost before the broker confirmed it (${e.reason.replyText})`)
           : errorFromClose(e.scope, e.reason);
-        if (this.#channels.get(e.channel)?.onPublishFailed(e.seq, error)) this.#noteFailureSeen(e.scope, e.channel);
+        if (this.#channels.get(e.channel)?.onPublishFailed(e.seq, error, recoverable)) this.#noteFailureSeen(e.scope, e.channel);
         return;
       }
       case "consumerCancelled":

@@ -48,6 +48,8 @@ export interface ChannelHost {
 
   // Recovery (see src/client/recovery/): all no-ops without it.
 
+  /** Whether confirm-mode publishes keep a copy of their message, to send it again if its outcome is lost. */
+  readonly resendUnconfirmed: boolean;
   /** True between a connection loss and its recovery: requests and publishes wait for `whenRecovered`. */
   readonly recovering: boolean;
   /** Resolves once the connection is open again; rejects with NotConnectedError past the wait timeout or on abort. */

@@ -83,6 +83,15 @@ export interface RecoveryConnectOptions {
   waitTimeout?: number;
   /** How many publishes and requests may wait at once; past it they fail at once (NotConnectedError). Default 10000. */
   maxWaiting?: number;
+  /**
+   * A confirm-mode publish whose outcome is lost with the connection (sent, but not yet acked):
+   * - "reject" (the default): its promise rejects with OutcomeUnknownError — the broker may or may not have it;
+   * - "resend": warren keeps a copy of each such message and publishes it again on the recovered channel, in
+   *   the original order and with the same properties (message-id included); its promise settles with the
+   *   new confirm. The broker may then have it twice: consumers must tolerate duplicates. Each confirm-mode
+   *   publish then costs a copy of its body until it is confirmed.
+   */
+  unconfirmed?: "reject" | "resend";
 }
 
 /** See ConnectOptions.logger. */
@@ -231,7 +240,9 @@ function resolveRecovery(r: boolean | RecoveryConnectOptions | undefined): Recov
   if (typeof o !== "object" || o === null) throw new UsageError(`Option recovery must be true, false or an object, not ${String(r)}`);
   checkWhole("recovery.waitTimeout", o.waitTimeout, 0, MAX_TIMEOUT);
   checkWhole("recovery.maxWaiting", o.maxWaiting, 0, Number.MAX_SAFE_INTEGER);
-  return { reconnect: resolveReconnectPolicy(o.reconnect), waitTimeout: o.waitTimeout ?? 30_000, maxWaiting: o.maxWaiting ?? 10_000 };
+  const unconfirmed = o.unconfirmed ?? "reject";
+  if (unconfirmed !== "reject" && unconfirmed !== "resend") throw new UsageError(`Option recovery.unconfirmed must be "reject" or "resend", not ${typeof unconfirmed === "string" ? `"${unconfirmed}"` : String(unconfirmed)}`);
+  return { reconnect: resolveReconnectPolicy(o.reconnect), waitTimeout: o.waitTimeout ?? 30_000, maxWaiting: o.maxWaiting ?? 10_000, unconfirmed };
 }
 
 const consoleLogger: Logger = {

@@ -2,6 +2,7 @@
  * The checks every publish gets before anything is sent, and the copy a publish waiting for a recovered
  * connection keeps.
  */
+import { Decimal, type FieldTable, type FieldValue, MAX_NESTING, TypedField } from "../codec/amqp/field-table.ts";
 import type { PublishProperties } from "../codec/amqp/properties.ts";
 import { encodeUtf8 } from "../codec/utf8.ts";
 import { UsageError } from "./errors.ts";
@@ -17,14 +18,33 @@ export function publishBody(what: string, body: Uint8Array | string, properties:
 }
 
 /**
- * A publish that waits for a recovered connection owns what it will send: the body is copied, and so are the
- * properties and their headers table, one level down (deeper tables are shared — document, don't deep-clone
- * TypedField values).
+ * A publish that waits for a recovered connection, or is kept for a resend, owns what it will send: the body,
+ * the properties and every table, array, byte array and date inside them are copied, so that a caller
+ * changing them afterwards changes nothing that is sent.
  */
 export function ownedCopy(body: Uint8Array, properties: PublishProperties): { body: Uint8Array; properties: PublishProperties } {
   const copy: PublishProperties = { ...properties };
-  if (properties.headers) copy.headers = { ...properties.headers };
+  if (properties.headers) copy.headers = copyTable(properties.headers, 0);
+  if (properties.timestamp instanceof Date) copy.timestamp = new Date(properties.timestamp.getTime());
   return { body: body.slice(), properties: copy };
+}
+
+function copyTable(t: FieldTable, depth: number): FieldTable {
+  const out: FieldTable = {};
+  for (const key of Object.keys(t)) out[key] = copyValue(t[key], depth + 1);
+  return out;
+}
+
+function copyValue(v: FieldValue, depth: number): FieldValue {
+  if (v === null || typeof v !== "object") return v;
+  // Deeper than the codec would encode (or a cycle): the encoder would reject it too.
+  if (depth > MAX_NESTING) throw new UsageError(`Cannot encode headers: nesting deeper than ${MAX_NESTING}`);
+  if (v instanceof Uint8Array) return v.slice();
+  if (v instanceof Date) return new Date(v.getTime());
+  if (Array.isArray(v)) return v.map((x) => copyValue(x, depth + 1));
+  if (v instanceof TypedField) return new TypedField(v.type, copyValue(v.value, depth));
+  if (v instanceof Decimal) return new Decimal(v.scale, v.value);
+  return copyTable(v, depth);
 }
 
 function describeValue(v: unknown): string {

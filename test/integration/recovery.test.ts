@@ -162,6 +162,49 @@ describe("recovery after the network drops the connection", () => {
     await expect(ch.basicPublish("", queue, "after")).resolves.toBeUndefined();
   });
 
+  it('unconfirmed: "resend": across repeated resets every publish is confirmed (none unknown), each message arrives at least once with its message-id', async () => {
+    const queue = await namedQueue();
+    const { conn, proxy } = await through({ recovery: { ...FAST, unconfirmed: "resend" } });
+    const ch = await conn.openChannel();
+    await ch.confirmSelect();
+    const consumer = await ch.basicConsume(queue);
+    const arrivals = new Map<string, number>();
+    const idsMatch: boolean[] = [];
+    const loop = (async () => {
+      for await (const m of consumer) {
+        const id = m.bodyText();
+        arrivals.set(id, (arrivals.get(id) ?? 0) + 1);
+        idsMatch.push(m.properties.messageId === id);
+        m.ack();
+      }
+    })();
+    const outcome = outcomes();
+    const publishes: Promise<void>[] = [];
+    let resent = 0;
+    conn.on("recovered", (r) => (resent += r.resent));
+    for (let i = 0; i < 400; i++) {
+      const id = `r${i}`;
+      publishes.push(track(outcome, id, ch.basicPublish("", queue, id, { messageId: id })));
+      if (i % 100 === 50) {
+        proxy.pause(); // what is in flight now stays unconfirmed
+        await sleep(20);
+        proxy.reset();
+        proxy.resume();
+        await next(conn, "recovered");
+      }
+    }
+    await within(20_000, Promise.all(publishes), "every publish settles");
+    expect(outcome.other).toEqual([]);
+    expect(outcome.unknown).toEqual([]);
+    expect(outcome.nacked).toEqual([]);
+    expect(outcome.ok).toHaveLength(400);
+    expect(resent).toBeGreaterThan(0); // the pauses left publishes unconfirmed, and they went again
+    expect(await waitFor(() => arrivals.size === 400, 15_000)).toBe(true);
+    expect(idsMatch.every(Boolean)).toBe(true);
+    await consumer.cancel();
+    await loop;
+  });
+
   it("a publish made while disconnected waits for the connection and is sent once it is back", async () => {
     const queue = await namedQueue();
     const { conn, proxy } = await through();

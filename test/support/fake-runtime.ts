@@ -39,6 +39,11 @@ export interface FakeRuntimeOptions {
   connect?: "open" | "hang";
   /** false: a transport without pauseReading (like WebSocket). Default true. */
   pauseReading?: boolean;
+  /**
+   * "per-connection": every transport gets a fresh FakePeer (same script) — a broker that a recovering
+   * client reconnects to; `runtime.peer` is the latest. Default "one": every transport shares the first.
+   */
+  peers?: "one" | "per-connection";
 }
 
 export class FakeTransport implements Transport {
@@ -107,7 +112,9 @@ export class FakeTransport implements Transport {
 }
 
 export class FakeRuntime implements Runtime {
-  readonly peer: FakePeer;
+  /** The peers made, in order (one unless `peers: "per-connection"`). */
+  readonly peers: FakePeer[];
+  readonly #script: PeerScript;
   readonly platform = "warren test harness";
   /** Every options object the client passed to connect. */
   readonly connectCalls: KeptOptions[] = [];
@@ -118,8 +125,14 @@ export class FakeRuntime implements Runtime {
   readonly #options: FakeRuntimeOptions;
 
   constructor(script: PeerScript = {}, options: FakeRuntimeOptions = {}) {
-    this.peer = new FakePeer(script);
+    this.peers = [new FakePeer(script)];
+    this.#script = script;
     this.#options = options;
+  }
+
+  /** The latest peer: the one the latest transport talks to. */
+  get peer(): FakePeer {
+    return this.peers[this.peers.length - 1]!;
   }
 
   /** The latest transport. */
@@ -145,6 +158,7 @@ export class FakeRuntime implements Runtime {
       queueMicrotask(() => {
         signal?.removeEventListener("abort", onAbort);
         if (signal?.aborted) return reject(signal.reason);
+        if (this.#options.peers === "per-connection" && this.peer.attached) this.peers.push(new FakePeer(this.#script));
         const transport = new FakeTransport(this.peer, handlers, this.#options.pauseReading !== false);
         this.transports.push(transport);
         resolve(transport);

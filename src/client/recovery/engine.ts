@@ -21,6 +21,8 @@ export interface RecoveryOptions {
   /** How many may wait at once; past it they fail at once with NotConnectedError. Default 10000. */
   readonly maxWaiting: number;
   readonly reconnect: ReconnectPolicy;
+  /** What becomes of confirm-mode publishes whose outcome is lost with a connection. */
+  readonly unconfirmed: "reject" | "resend";
 }
 
 export interface ReconnectingInfo {

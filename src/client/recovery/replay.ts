@@ -41,6 +41,8 @@ export interface ReplayFailure {
 export interface ReplayReport {
   readonly renamedQueues: QueueRename[];
   readonly failures: ReplayFailure[];
+  /** Confirm-mode publishes whose outcome was lost and that were sent again (recovery `unconfirmed: "resend"`). */
+  resent: number;
 }
 
 /** The connection dropped while replaying: the recovery loop tries again. */
@@ -53,7 +55,9 @@ export class ReplayInterrupted extends Error {
 
 /**
  * The whole replay on a recovered connection: every channel reopened (same number, same qos, confirm and tx
- * mode), then the topology and consumers. `lost` says whether the connection dropped meanwhile.
+ * mode), then the topology and consumers, then — under the resend policy — the publishes whose outcome was
+ * lost, each on its own channel in its original order (before any publish that waited for the recovery).
+ * `lost` says whether the connection dropped meanwhile.
  */
 export async function replayConnection(channels: readonly Channel[], commands: Commands, topology: Topology<Consumer>, lost: () => boolean): Promise<ReplayReport> {
   try {
@@ -62,7 +66,7 @@ export async function replayConnection(channels: readonly Channel[], commands: C
     if (lost()) throw new ReplayInterrupted(e);
     throw e;
   }
-  return replayTopology<Consumer>(
+  const report = await replayTopology<Consumer>(
     {
       openScratchChannel: () => commands.openChannel(undefined, undefined),
       closeScratchChannel: (channel) => commands.dropChannel(channel),
@@ -75,10 +79,13 @@ export async function replayConnection(channels: readonly Channel[], commands: C
     },
     topology,
   );
+  for (const ch of channels) report.resent += ch.resendUnconfirmed();
+  if (lost()) throw new ReplayInterrupted(new Error("the connection was lost while resending unconfirmed publishes"));
+  return report;
 }
 
 export async function replayTopology<K>(host: ReplayHost<K>, topology: Topology<K>): Promise<ReplayReport> {
-  const report: ReplayReport = { renamedQueues: [], failures: [] };
+  const report: ReplayReport = { renamedQueues: [], failures: [], resent: 0 };
   let scratch: number | undefined;
   try {
     for (const step of topology.replayPlan()) {
