@@ -36,6 +36,7 @@ import { type ReconnectingInfo, Recovery, type RecoveryHost } from "./recovery/e
 import { replayConnection, type ReplayReport } from "./recovery/replay.ts";
 import { Topology } from "./recovery/topology.ts";
 import { type Endpoint, HostRotation } from "./recovery/hosts.ts";
+import { nextDelay, type ReconnectPolicy, sleep } from "./recovery/backoff.ts";
 import { ConnectAttempt } from "./connect-attempt.ts";
 import { PendingRequests } from "./requests.ts";
 import { type KeptOptions, keptOptions, brokerAddress, machineOptions } from "./options.ts";
@@ -90,6 +91,8 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   #options: KeptOptions; // no password: only machines get it (see #newMachine)
   readonly #log: OnceLog;
   #resend = false;
+  /** The policy the first connect retries with (recovery.retryFirstConnect), else undefined. */
+  #firstConnectRetry: ReconnectPolicy | undefined;
   readonly #pending = new PendingRequests();
   readonly #commands: Commands;
   readonly #channels = new Map<number, Channel>();
@@ -134,6 +137,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       this.#topology = new Topology<Consumer>();
       this.#recovery = new Recovery(this.#recoveryHost(), options.recovery);
       this.#resend = options.recovery.unconfirmed === "resend";
+      if (options.recovery.retryFirstConnect) this.#firstConnectRetry = options.recovery.reconnect;
     }
   }
 
@@ -160,18 +164,27 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
    */
   async open(signal: AbortSignal | undefined): Promise<this> {
     const rotation = this.#rotation!;
-    for (let tried = 1; ; tried++) {
+    const retry = this.#firstConnectRetry;
+    const started = this.#runtime.now();
+    for (let tried = 1, round = 1; ; tried++) {
       try {
         await this.#connectTransport(signal);
         break;
       } catch (e) {
         rotation.failed(this.#endpoint, this.#runtime.now());
-        // The next host, unless every one was tried, the caller gave up, or no host can help (credentials).
-        if (tried >= rotation.endpoints.length || signal?.aborted || isPermanentConnectError(e)) {
-          this.#abandon(e);
-          throw e;
-        }
-        this.#dropAttempt();
+        if (signal?.aborted || isPermanentConnectError(e)) throw this.#abandon(e);
+        if (tried >= rotation.endpoints.length) {
+          // Every host failed once more: with retryFirstConnect, wait as the reconnect policy says, then go round again.
+          const delay = retry ? nextDelay(retry, round++, Math.random, this.#runtime.now() - started) : undefined;
+          if (delay === undefined) throw this.#abandon(e);
+          tried = 0;
+          this.#dropAttempt();
+          try {
+            if (delay > 0) await sleep(delay, signal);
+          } catch {
+            throw this.#abandon(new AbortError("connect aborted while waiting to try again", { cause: e }));
+          }
+        } else this.#dropAttempt();
         this.#useEndpoint(rotation.next(this.#runtime.now()));
       }
     }
@@ -217,8 +230,8 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   }
 
   /** Gives up a connection attempt: nothing stays open, nothing stays pending, no event is emitted. */
-  #abandon(e: unknown): void {
-    if (this.#abandoned) return;
+  #abandon(e: unknown): unknown {
+    if (this.#abandoned) return e;
     this.#abandoned = true;
     this.#rotation = undefined;
     this.#recovery?.stop(e instanceof Error ? e : new ConnectionClosedError(String(e)));
@@ -231,6 +244,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       this.#driver.afterMachine();
     });
     this.#resolveClosed();
+    return e;
   }
 
   // ---------------------------------------------------------------------------------------------------

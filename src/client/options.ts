@@ -92,6 +92,13 @@ export interface RecoveryConnectOptions {
    *   publish then costs a copy of its body until it is confirmed.
    */
   unconfirmed?: "reject" | "resend";
+  /**
+   * When no host answers the first connect (refused, unreachable, timed out — not bad credentials or an
+   * unknown vhost), keep trying with the reconnect policy instead of rejecting at once: `connect()` resolves
+   * once a host answers, and rejects when the policy gives up (maxAttempts, maxElapsedMs) or `signal` aborts.
+   * connectionTimeout bounds each attempt. Default false.
+   */
+  retryFirstConnect?: boolean;
 }
 
 /** See ConnectOptions.logger. */
@@ -242,7 +249,9 @@ function resolveRecovery(r: boolean | RecoveryConnectOptions | undefined): Recov
   checkWhole("recovery.maxWaiting", o.maxWaiting, 0, Number.MAX_SAFE_INTEGER);
   const unconfirmed = o.unconfirmed ?? "reject";
   if (unconfirmed !== "reject" && unconfirmed !== "resend") throw new UsageError(`Option recovery.unconfirmed must be "reject" or "resend", not ${typeof unconfirmed === "string" ? `"${unconfirmed}"` : String(unconfirmed)}`);
-  return { reconnect: resolveReconnectPolicy(o.reconnect), waitTimeout: o.waitTimeout ?? 30_000, maxWaiting: o.maxWaiting ?? 10_000, unconfirmed };
+  if (o.retryFirstConnect !== undefined && typeof o.retryFirstConnect !== "boolean") throw new UsageError(`Option recovery.retryFirstConnect must be true or false, not ${String(o.retryFirstConnect)}`);
+  const retryFirstConnect = o.retryFirstConnect ?? false;
+  return { reconnect: resolveReconnectPolicy(o.reconnect), waitTimeout: o.waitTimeout ?? 30_000, maxWaiting: o.maxWaiting ?? 10_000, unconfirmed, retryFirstConnect };
 }
 
 const consoleLogger: Logger = {

@@ -172,8 +172,10 @@ describe('recovery unconfirmed: "resend"', () => {
     await conn.close();
   });
 
-  it("rejects a recovery.unconfirmed that is neither policy", async () => {
+  it("rejects a recovery.unconfirmed that is neither policy, and a retryFirstConnect that is not a boolean", async () => {
     const runtime = new FakeRuntime();
     await expect(connectWith(runtime, { recovery: { unconfirmed: "retry" as "resend" } })).rejects.toThrow(/recovery.unconfirmed must be "reject" or "resend"/);
+    await expect(connectWith(runtime, { recovery: { retryFirstConnect: "yes" as unknown as boolean } })).rejects.toThrow(/recovery.retryFirstConnect must be true or false/);
+    expect(runtime.transports).toHaveLength(0); // refused before anything was sent
   });
 });

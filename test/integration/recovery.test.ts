@@ -319,6 +319,57 @@ describe("recovery after the network drops the connection", () => {
     expect(conn.state).toBe("open");
   });
 
+  describe("recovery.retryFirstConnect", () => {
+    async function refusing(): Promise<FaultProxy> {
+      proxy ??= await startFaultProxy();
+      proxy.refuse(true);
+      return proxy;
+    }
+    const url = () => `amqp://guest:guest@127.0.0.1:${proxy!.port}/`;
+
+    it("keeps trying while the broker refuses, and resolves once it answers", async () => {
+      const p = await refusing();
+      const connecting = connect(url(), { recovery: { retryFirstConnect: true, reconnect: { initialDelayMs: 20, maxDelayMs: 50 } }, logger: { warn() {} } });
+      await waitFor(() => p.stats().refused >= 3, 5000);
+      p.refuse(false);
+      const conn = await within(5000, connecting, "connect");
+      opened.push(conn);
+      expect(conn.state).toBe("open");
+      expect(p.stats().refused).toBeGreaterThanOrEqual(3);
+    });
+
+    it("rejects with the connect error once the policy gives up (maxAttempts), and only then", async () => {
+      const p = await refusing();
+      const error = await within(5000, connect(url(), { recovery: { retryFirstConnect: true, reconnect: { initialDelayMs: 10, maxAttempts: 3 } } }).then(() => undefined, (e: unknown) => e), "connect");
+      expect(error).toMatchObject({ code: "TRANSPORT_ERROR" });
+      expect(p.stats().refused).toBe(4); // the first try and three retries
+    });
+
+    it("its waits end when the connect signal aborts: the connect rejects with AbortError", async () => {
+      const p = await refusing();
+      const ac = new AbortController();
+      const connecting = connect(url(), { signal: ac.signal, recovery: { retryFirstConnect: true, reconnect: { initialDelayMs: 60_000, maxDelayMs: 60_000 } } });
+      await waitFor(() => p.stats().refused >= 2, 5000); // the first try and the immediate retry; now it waits a minute
+      ac.abort();
+      await expect(within(1000, connecting, "connect")).rejects.toMatchObject({ code: "ABORTED" });
+    });
+
+    it("bad credentials are not retried: the connect rejects at once with the 403", async () => {
+      proxy ??= await startFaultProxy();
+      const started = Date.now();
+      const connecting = connect(`amqp://guest:wrong@127.0.0.1:${proxy.port}/`, { recovery: { retryFirstConnect: true, reconnect: { initialDelayMs: 10 } } });
+      await expect(within(5000, connecting, "connect")).rejects.toMatchObject({ replyCode: 403 });
+      expect(proxy.stats().accepted).toBe(1);
+      expect(Date.now() - started).toBeLessThan(5000);
+    });
+
+    it("without it, a refused first connect rejects at once", async () => {
+      const p = await refusing();
+      await expect(within(5000, connect(url(), { recovery: FAST }), "connect")).rejects.toMatchObject({ code: "TRANSPORT_ERROR" });
+      expect(p.stats().refused).toBe(1);
+    });
+  });
+
   it("recovery: false closes the connection on a network failure, as before", async () => {
     const { conn, proxy } = await through({ recovery: false });
     const closed = next<Error | undefined>(conn, "close");

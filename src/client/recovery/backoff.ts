@@ -131,3 +131,13 @@ function jittered(p: ReconnectPolicy, capped: number, random: () => number): num
       return Math.floor(r * capped);
   }
 }
+
+/** Resolves after `ms`, or rejects with the signal's reason once it aborts (the timer cleared). */
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), ms);
+    const onAbort = () => (clearTimeout(timer), reject(signal?.reason));
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

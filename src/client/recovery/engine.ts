@@ -11,7 +11,7 @@
  * timeout and the caller's signal, and by how many may wait at once.
  */
 import { NotConnectedError } from "../errors.ts";
-import { nextDelay, type ReconnectPolicy } from "./backoff.ts";
+import { nextDelay, type ReconnectPolicy, sleep } from "./backoff.ts";
 
 export type RecoveryState = "open" | "recovering" | "closed";
 
@@ -23,6 +23,8 @@ export interface RecoveryOptions {
   readonly reconnect: ReconnectPolicy;
   /** What becomes of confirm-mode publishes whose outcome is lost with a connection. */
   readonly unconfirmed: "reject" | "resend";
+  /** Whether the first connect retries too (with the same policy) when no host answers. */
+  readonly retryFirstConnect: boolean;
 }
 
 export interface ReconnectingInfo {
@@ -158,13 +160,4 @@ export class Recovery {
     this.stop(new NotConnectedError(`not sent: the connection could not be recovered (${e.message})`, { cause: e }));
     this.#host.gaveUp(e);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => (signal.removeEventListener("abort", onAbort), resolve()), ms);
-    const onAbort = () => (clearTimeout(timer), reject(signal.reason));
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
