@@ -6,6 +6,11 @@
  * and mutated frames, content declaring huge bodies, channel.close / connection.close at random points,
  * closes in the middle of a read, random bytes, and the socket destroyed mid-frame.
  *
+ * Half the runs connect with recovery on (a fast reconnect policy, a short wait timeout, either publish
+ * policy): the server then serves one to three connections in a row, each with a hostile broker of its own,
+ * and resets every connection after those, so the client recovers, replays into a hostile broker again, and
+ * finally gives up — every promise must settle all the same.
+ *
  * Invariants, per run:
  * - no uncaught exception and no unhandled rejection in this process (process handlers count them);
  * - every promise the workload created settles, and the connection reports itself closed, within
@@ -417,9 +422,19 @@ class Workload {
   readonly #channels: Channel[] = [];
   #stopped = false;
 
-  constructor(r: Rng, untyped: Map<string, number>) {
+  readonly #recovery: boolean;
+
+  constructor(r: Rng, untyped: Map<string, number>, recovery: boolean) {
     this.#r = r;
     this.untyped = untyped;
+    this.#recovery = recovery;
+  }
+
+  /** Recovery options for a run with recovery on: fast, bounded, and either publish policy. */
+  #recoveryOptions(): object | false {
+    if (!this.#recovery) return false;
+    const r = this.#r;
+    return { reconnect: { initialDelayMs: 1, maxDelayMs: 5, maxAttempts: r.range(1, 4) }, waitTimeout: r.range(20, 500), unconfirmed: r.chance(0.5) ? "resend" : "reject" };
   }
 
   /** Tracks a promise the application created: it must settle. */
@@ -479,11 +494,12 @@ class Workload {
     const logger = { warn: () => undefined };
     const conn = await this.track(
       "connect",
-      connect({ hostname: "127.0.0.1", port, heartbeat: 0, connectionTimeout: 1500, logger, recovery: false } as Parameters<typeof connect>[0]),
+      connect({ hostname: "127.0.0.1", port, heartbeat: 0, connectionTimeout: 1500, logger, recovery: this.#recoveryOptions() } as Parameters<typeof connect>[0]),
     );
     if (!conn) return;
     this.conn = conn;
     conn.on("close", () => (this.#stopped = true));
+    conn.on("recoveryFailed", () => undefined);
     const ops = r.range(3, 30);
     for (let i = 0; i < ops && !this.#stopped && !conn.closed; i++) {
       this.#step(conn);
@@ -625,7 +641,6 @@ export async function fuzzClient(runs: number, seed: number, only?: number): Pro
   process.on("uncaughtException", onException);
   process.on("unhandledRejection", onRejection);
 
-  let brokerSocket: net.Socket | undefined;
   let nextBroker: ((s: net.Socket) => void) | undefined;
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
@@ -656,26 +671,34 @@ export async function fuzzClient(runs: number, seed: number, only?: number): Pro
       const s = inputSeed(seed, i);
       const log: BrokerLog = { actions: [], bytes: [], kept: 0 };
       const brokerRng = new Rng(s);
-      const workload = new Workload(new Rng(s ^ 0x5bd1e995), stats.untyped);
-      let socketClosed = false;
+      const recovery = new Rng(s ^ 0x2545f491).chance(0.5);
+      const workload = new Workload(new Rng(s ^ 0x5bd1e995), stats.untyped, recovery);
+      // Connections this run serves (more with recovery: the client reconnects); later ones are reset at once.
+      const sessions = recovery ? brokerRng.range(1, 3) : 1;
+      let served = 0;
+      const open = new Set<net.Socket>();
       nextBroker = (socket) => {
-        nextBroker = undefined;
-        brokerSocket = socket;
+        if (++served >= sessions) nextBroker = undefined;
+        open.add(socket);
         new HostileBroker(socket, brokerRng, log); // kept alive by the socket's listeners
-        socket.on("close", () => (socketClosed = true));
+        socket.on("close", () => open.delete(socket));
       };
+      if (recovery) log.actions.push(`recovery on, ${sessions} connection(s) served`);
+      const ended = () => open.size === 0 && (served >= sessions || workload.conn === undefined || workload.conn.closed);
       // What an earlier run left for the collector must not be charged to this one.
       if (mb(process.memoryUsage().arrayBuffers) > MEMORY_SPIKE_MB / 2) gc();
       const started = performance.now();
       const sampler = setInterval(sampleMemory, 5);
       await workload.run(port).catch((e: unknown) => fail("uncaught", `workload threw: ${describe(e)}`));
-      // The broker ends every run by itself (its ticks are bounded); wait for that, bounded too.
-      const closedInTime = await waitFor(() => socketClosed || nextBroker !== undefined, 5_000);
+      // The brokers end every run by themselves (their ticks are bounded); wait for that, bounded too.
+      const closedInTime = await waitFor(ended, 5_000);
       if (!closedInTime) {
-        log.actions.push("socket still open after 5 s: destroyed by the runner");
-        brokerSocket?.destroy();
-        await waitFor(() => socketClosed, 500);
+        log.actions.push("sockets still open after 5 s: destroyed by the runner");
+        for (const socket of open) socket.destroy();
+        nextBroker = undefined;
+        await waitFor(() => open.size === 0, 500);
       }
+      nextBroker = undefined;
       const settled = await waitFor(() => workload.pending.size === 0 && (workload.conn === undefined || workload.conn.closed), SETTLE_MS);
       clearInterval(sampler);
       sampleMemory();
@@ -688,7 +711,6 @@ export async function fuzzClient(runs: number, seed: number, only?: number): Pro
       stats.maxMs = Math.max(stats.maxMs, performance.now() - started - (settled ? 0 : SETTLE_MS));
       stats.runs++;
       if (failed.has(i)) stats.logs.set(i, log);
-      brokerSocket = undefined;
       if (n === warmup) {
         gc();
         const u = process.memoryUsage();

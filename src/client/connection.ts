@@ -28,12 +28,13 @@ import {
   describeError,
   errorFromClose,
   isPermanentConnectError,
+  isWarrenError,
   OutcomeUnknownError,
   type WarrenError,
 } from "./errors.ts";
 import type { Consumer } from "./consumer.ts";
 import { type ReconnectingInfo, Recovery, type RecoveryHost } from "./recovery/engine.ts";
-import { replayConnection, type ReplayReport } from "./recovery/replay.ts";
+import { ReplayInterrupted, replayConnection, type ReplayReport } from "./recovery/replay.ts";
 import { Topology } from "./recovery/topology.ts";
 import { type Endpoint, HostRotation } from "./recovery/hosts.ts";
 import { nextDelay, type ReconnectPolicy, sleep } from "./recovery/backoff.ts";
@@ -563,7 +564,13 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
   async #replay(): Promise<void> {
     const gen = this.#driver.generation;
     const lost = () => gen !== this.#driver.generation || this.machine.isClosed;
-    this.#lastReplay = await replayConnection([...this.#channels.values()], this.#commands, this.#topology!, lost);
+    try {
+      this.#lastReplay = await replayConnection([...this.#channels.values()], this.#commands, this.#topology!, lost);
+    } catch (e) {
+      // Lost again mid-replay: what the application may see (if recovery gives up now) is that loss itself.
+      if (e instanceof ReplayInterrupted) throw this.#closedError();
+      throw e;
+    }
     if (this.listenerCount("recovered") === 0) {
       for (const f of this.#lastReplay.failures) this.warnUnobserved(f, `recovery: ${f.step} failed: ${describeError(f.error)} (the "recovered" event reports these)`, f.error);
     }
@@ -589,7 +596,7 @@ export class Connection extends Emitter<ConnectionEvents> implements ChannelHost
       reconnecting: (info) => this.emit("reconnecting", info),
       recovered: () => this.emit("recovered", this.#lastReplay),
       gaveUp: (e) => {
-        const error = e instanceof Error ? (e as WarrenError) : new ConnectionClosedError(String(e));
+        const error = isWarrenError(e) ? e : new ConnectionClosedError(`Connection lost and not recovered: ${describeError(e)}`, { cause: e });
         this.emit("recoveryFailed", error);
         this.#endForGood(error);
       },

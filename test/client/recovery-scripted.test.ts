@@ -1,16 +1,22 @@
 /**
- * Recovery's `unconfirmed: "resend"` policy, over the scripted fake broker (a fresh peer per connection):
+ * Recovery over the scripted fake broker (a fresh peer per connection), where the real broker cannot be made
+ * to misbehave on cue.
+ *
+ * The `unconfirmed: "resend"` policy:
  * a confirm-mode publish whose outcome is lost with the connection is published again on the recovered
  * channel — same body, same properties (message-id included), original order, before any publish that waited
  * for the recovery — and its promise settles with the new confirm. Under the default ("reject") it rejects
  * with OutcomeUnknownError. A held publish that is aborted is not resent; one still held when the connection
  * ends for good rejects with OutcomeUnknownError.
+ *
+ * A recovery that gives up because the connection dropped again in the middle of the replay reports that
+ * loss (a WarrenError) everywhere, never an internal error.
  */
 import { describe, expect, it } from "vitest";
 import { connectWith } from "../../src/client/connect.ts";
 import type { Connection } from "../../src/client/connection.ts";
 import type { ConnectOptions } from "../../src/client/options.ts";
-import { OutcomeUnknownError } from "../../src/index.ts";
+import { isWarrenError, OutcomeUnknownError } from "../../src/index.ts";
 import { type FakePeer, method } from "../support/fake-peer.ts";
 import { FakeRuntime, rejectionOf, settle, settledWithin } from "../support/fake-runtime.ts";
 import { useProcessGuard } from "../support/process-guard.ts";
@@ -179,3 +185,32 @@ describe('recovery unconfirmed: "resend"', () => {
     expect(runtime.transports).toHaveLength(0); // refused before anything was sent
   });
 });
+
+describe("a recovery that gives up while replaying", () => {
+  it("ends consumers, the connection and its events with a WarrenError (the loss), never the internal ReplayInterrupted", async () => {
+    const runtime = new FakeRuntime({}, { peers: "per-connection" });
+    const conn = await connectWith(runtime, { connectionTimeout: 2000, logger: { warn() {} }, recovery: { reconnect: { initialDelayMs: 1, maxAttempts: 1 } } });
+    const ch = await conn.openChannel();
+    const consuming = ch.basicConsume("q");
+    await runtime.peer.expectMethod("basic.consume");
+    runtime.peer.send(ch.id, method("basic.consume-ok", { consumerTag: "c1" }));
+    const consumer = await consuming;
+    const loopEnded = (async () => {
+      for await (const m of consumer) m.ack();
+    })().then(() => undefined, (e: unknown) => e);
+    const failed = new Promise<unknown>((resolve) => conn.once("recoveryFailed", resolve));
+    const closed = new Promise<unknown>((resolve) => conn.once("close", resolve));
+
+    runtime.peer.fail();
+    for (let i = 0; i < 200 && runtime.peers.length < 2; i++) await settle(1);
+    await runtime.peer.expectMethod("basic.consume"); // the replay's resubscribe…
+    runtime.peer.fail(); // …and the connection is lost again in the middle of it; no attempt is left
+
+    for (const [what, p] of [["recoveryFailed", failed], ["close", closed], ["the consumer loop", loopEnded]] as const) {
+      const e = await settledWithin(p, 1000, what);
+      expect(isWarrenError(e), `${what}: ${String(e)}`).toBe(true);
+      expect((e as Error).name).not.toBe("ReplayInterrupted");
+    }
+  });
+});
+
