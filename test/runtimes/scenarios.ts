@@ -368,7 +368,7 @@ export const scenarios: Scenario[] = [
     },
   },
   {
-    name: "recovers a connection the network drops: the same consumer keeps receiving, and publishing carries on",
+    name: "recovers a connection the network drops, three times: the same consumer keeps receiving, and publishing carries on",
     async run(env) {
       const { w } = env;
       const proxy = await env.stallProxy();
@@ -382,16 +382,20 @@ export const scenarios: Scenario[] = [
           const consumer = await ch.basicConsume(queue, { noAck: true }, (m) => void got.push(m.bodyText()));
           await ch.basicPublish("", queue, "before");
           await within(5000, (async () => { while (got.length < 1) await sleep(10); })(), "the first delivery");
-          const recovered = new Promise<unknown>((r) => conn.once("recovered", r));
-          proxy.cut();
-          await within(10_000, recovered, "the recovered event");
-          equal(conn.state, "open", "conn.state after recovery");
-          // The exclusive queue went with the old connection and was declared again under a new name.
-          const renamed = consumer.queue;
-          equal(renamed === queue, false, "the replayed queue has a new name");
-          await within(5000, ch.basicPublish("", renamed, "after"), "a confirmed publish after recovery");
-          await within(5000, (async () => { while (got.length < 2) await sleep(10); })(), "the delivery after recovery");
-          equal(got.join(","), "before,after", "what the consumer got");
+          const names = new Set([queue]);
+          for (let round = 1; round <= 3; round++) {
+            const recovered = new Promise<unknown>((r) => conn.once("recovered", r));
+            proxy.cut();
+            await within(10_000, recovered, `the recovered event (round ${round})`);
+            equal(conn.state, "open", "conn.state after recovery");
+            // The exclusive queue went with the old connection and was declared again under a new name.
+            const renamed = consumer.queue;
+            equal(names.has(renamed), false, `the replayed queue has a new name (round ${round})`);
+            names.add(renamed);
+            await within(5000, ch.basicPublish("", renamed, `after ${round}`), `a confirmed publish after recovery ${round}`);
+            await within(5000, (async () => { while (got.length < round + 1) await sleep(10); })(), `the delivery after recovery ${round}`);
+          }
+          equal(got.join(","), "before,after 1,after 2,after 3", "what the consumer got");
         } finally {
           await conn.close();
         }
