@@ -160,4 +160,32 @@ describe("warren over WebSocket through warren-relay", () => {
     expect(await waitFor(async () => (await ch.queueDeclare(queue, { passive: true })).messageCount === N, 15_000, 50)).toBe(true);
     await sleep(0);
   }, 60_000);
+
+  it("recovers over WebSocket: the relay's link to the broker is cut twice, and the same consumer and confirm-mode publisher carry on", async () => {
+    const conn = await open({ recovery: { reconnect: { initialDelayMs: 20 } } }, `amqp://guest:guest@127.0.0.1:${proxy!.port}/`);
+    const ch = await conn.openChannel();
+    await ch.confirmSelect();
+    const { queue } = await ch.queueDeclare(uniqueName("warren.ws-recovery"), { autoDelete: false });
+    const got: string[] = [];
+    const consumer = await ch.basicConsume(queue, {}, (m) => {
+      got.push(m.bodyText());
+      m.ack();
+    });
+    const disconnected: unknown[] = [];
+    conn.on("disconnected", (e) => disconnected.push(e));
+    try {
+      await ch.basicPublish("", queue, "before");
+      for (let round = 1; round <= 2; round++) {
+        const recovered = new Promise<unknown>((r) => conn.once("recovered", r));
+        proxy!.cutAll(); // the relay's TCP link to the broker: the relay closes the WebSocket
+        await within(10_000, recovered, `recovered (round ${round})`);
+        await within(5000, ch.basicPublish("", queue, `after ${round}`), `a confirmed publish after recovery ${round}`);
+      }
+      expect(await waitFor(() => ["before", "after 1", "after 2"].every((b) => got.includes(b)), 5000)).toBe(true);
+      expect(disconnected).toHaveLength(2);
+      expect(consumer.closed).toBe(false);
+    } finally {
+      await ch.queueDelete(queue).catch(() => undefined);
+    }
+  });
 });
