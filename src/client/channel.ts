@@ -20,7 +20,7 @@ import type { ChannelHost, Reply, Request } from "./host.ts";
 import type { ConsumeStep } from "./recovery/replay.ts";
 import { DeliveryTags } from "./delivery-tags.ts";
 import { ownedCopy, publishBody } from "./publish-args.ts";
-import { Confirms, type PendingConfirm, type Resend } from "./confirms.ts";
+import { Confirms, type Resend } from "./confirms.ts";
 import { asyncDispose } from "./dispose.ts";
 
 export type * from "./channel-options.ts";
@@ -305,20 +305,15 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     const signal = o.signal;
     return new Promise<void>((resolve, reject) => {
       if (!signal) {
-        this.#confirms.add(seq, { resolve, reject, resend, observed: true });
+        this.#confirms.add(seq, resolve, reject, resend, true);
         return;
       }
       const onAbort = () => {
-        if (this.#confirms.remove(handle)) reject(new AbortError("basicPublish aborted before the broker confirmed it (the message may still arrive)"));
+        if (this.#confirms.remove(entry)) reject(new AbortError("basicPublish aborted before the broker confirmed it (the message may still arrive)"));
       };
       signal.addEventListener("abort", onAbort, { once: true });
       const done = () => signal.removeEventListener("abort", onAbort);
-      const handle = this.#confirms.add(seq, {
-        resolve: () => (done(), resolve()),
-        reject: (e) => (done(), reject(e)),
-        resend,
-        observed: true,
-      });
+      const entry = this.#confirms.add(seq, () => (done(), resolve()), (e) => (done(), reject(e)), resend, true);
     });
   }
 
@@ -334,7 +329,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
     if (seq !== 0) {
       // Nobody waits for its confirm, but under the resend policy a lost one is still published again.
       const resend = this.#host.resendUnconfirmed ? resendCopy(exchange, routingKey, bytes, properties, o) : undefined;
-      this.#confirms.add(seq, resend ? { ...IGNORED_CONFIRM, resend } : IGNORED_CONFIRM);
+      this.#confirms.add(seq, ignore, ignore, resend, false);
     }
     return !this.#host.backpressured;
   }
@@ -602,7 +597,7 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
   }
 }
 
-const IGNORED_CONFIRM: PendingConfirm = { resolve() {}, reject() {}, observed: false };
+const ignore = (): void => undefined;
 
 /** A publish's message as the resend policy keeps it: the body copied unless warren made it (from a string). */
 function resendCopy(exchange: string, routingKey: string, bytes: Uint8Array, properties: PublishProperties, o: PublishOptions): Resend {

@@ -24,38 +24,31 @@ export interface Resend {
   readonly immediate: boolean;
 }
 
+/** One publish waiting for its confirm (a single object per publish: this is the hot path of confirms). */
 export interface PendingConfirm {
-  resolve(): void;
-  reject(e: Error): void;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
   /** Set under the "resend" policy. */
-  readonly resend?: Resend;
+  readonly resend: Resend | undefined;
   /** Whether an application promise waits on it (false for tryPublish). */
   readonly observed: boolean;
-}
-
-interface Entry {
-  readonly pending: PendingConfirm;
   /** The current confirm sequence number (a resend gets a new one). */
   seq: number;
   /** Publish order across recoveries, so that a resend keeps it. */
-  readonly order: number;
+  order: number;
   /** The error it was lost with, while held for a resend. */
   lostWith: Error | undefined;
 }
 
 export class Confirms {
-  readonly #bySeq = new Map<number, Entry>();
+  readonly #bySeq = new Map<number, PendingConfirm>();
   /** Lost with a connection, waiting to be published again. */
-  #held: Entry[] = [];
+  #held: PendingConfirm[] = [];
   #order = 0;
 
-  get size(): number {
-    return this.#bySeq.size + this.#held.length;
-  }
-
-  /** Registers a publish sent with confirm sequence number `seq`; returns a handle for `remove`. */
-  add(seq: number, pending: PendingConfirm): object {
-    const entry: Entry = { pending, seq, order: this.#order++, lostWith: undefined };
+  /** Registers a publish sent with confirm sequence number `seq`; the returned entry is the handle for `remove`. */
+  add(seq: number, resolve: () => void, reject: (e: Error) => void, resend: Resend | undefined, observed: boolean): PendingConfirm {
+    const entry: PendingConfirm = { resolve, reject, resend, observed, seq, order: this.#order++, lostWith: undefined };
     this.#bySeq.set(seq, entry);
     return entry;
   }
@@ -65,7 +58,7 @@ export class Confirms {
     const entry = this.#bySeq.get(seq);
     if (!entry) return undefined;
     this.#bySeq.delete(seq);
-    return entry.pending;
+    return entry;
   }
 
   /**
@@ -77,18 +70,17 @@ export class Confirms {
     const entry = this.#bySeq.get(seq);
     if (!entry) return false;
     this.#bySeq.delete(seq);
-    if (recoverable && entry.pending.resend) {
+    if (recoverable && entry.resend) {
       entry.lostWith = error;
       this.#held.push(entry);
       return false; // nobody saw an error: it settles later, one way or the other
     }
-    entry.pending.reject(error);
-    return entry.pending.observed;
+    entry.reject(error);
+    return entry.observed;
   }
 
   /** Forgets an entry (its publish was aborted); returns whether it was still waiting. */
-  remove(handle: object): boolean {
-    const entry = handle as Entry;
+  remove(entry: PendingConfirm): boolean {
     const i = this.#held.indexOf(entry);
     if (i >= 0) {
       this.#held.splice(i, 1);
@@ -111,7 +103,7 @@ export class Confirms {
       const entry = this.#held[0]!;
       let seq: number;
       try {
-        seq = publish(entry.pending.resend!);
+        seq = publish(entry.resend!);
       } catch {
         break;
       }
@@ -119,7 +111,7 @@ export class Confirms {
       sent++;
       entry.lostWith = undefined;
       if (seq === 0) {
-        entry.pending.resolve(); // the recovered channel is not in confirm mode (cannot happen: its settings are replayed)
+        entry.resolve(); // the recovered channel is not in confirm mode (cannot happen: its settings are replayed)
         continue;
       }
       entry.seq = seq;
@@ -138,8 +130,8 @@ export class Confirms {
     this.#held = [];
     this.#bySeq.clear();
     for (const entry of entries) {
-      if (entry.pending.observed) seen = true;
-      entry.pending.reject(entry.lostWith ?? error);
+      if (entry.observed) seen = true;
+      entry.reject(entry.lostWith ?? error);
     }
     return seen;
   }
