@@ -19,7 +19,7 @@ import type { ChannelEvents, ConsumeOptions, PublishOptions, QueueDeclareOptions
 import type { ChannelHost, Reply, Request } from "./host.ts";
 import type { ConsumeStep } from "./recovery/replay.ts";
 import { DeliveryTags } from "./delivery-tags.ts";
-import { ownedCopy, publishBody } from "./publish-args.ts";
+import { ownedCopy, publishBody, resendCopy } from "./publish-args.ts";
 import { Confirms, type Resend } from "./confirms.ts";
 import { asyncDispose } from "./dispose.ts";
 
@@ -598,9 +598,3 @@ export class Channel extends Emitter<ChannelEvents> implements MessageSettler {
 }
 
 const ignore = (): void => undefined;
-
-/** A publish's message as the resend policy keeps it: the body copied unless warren made it (from a string). */
-function resendCopy(exchange: string, routingKey: string, bytes: Uint8Array, properties: PublishProperties, o: PublishOptions): Resend {
-  const copy = ownedCopy(bytes, properties);
-  return { exchange, routingKey, body: copy.body, properties: copy.properties, mandatory: o.mandatory ?? false, immediate: o.immediate ?? false };
-}

@@ -1,9 +1,11 @@
 /**
- * The checks every publish gets before anything is sent, and the copy a publish waiting for a recovered
- * connection keeps.
+ * The checks every publish gets before anything is sent, and the copy a publish keeps while it waits for a
+ * recovered connection or, under the resend policy, for its confirm.
  */
 import { Decimal, type FieldTable, type FieldValue, MAX_NESTING, TypedField } from "../codec/amqp/field-table.ts";
 import type { PublishProperties } from "../codec/amqp/properties.ts";
+import type { PublishOptions } from "./channel-options.ts";
+import type { Resend } from "./confirms.ts";
 import { encodeUtf8 } from "../codec/utf8.ts";
 import { UsageError } from "./errors.ts";
 
@@ -52,4 +54,10 @@ function describeValue(v: unknown): string {
   if (Array.isArray(v)) return "an array";
   if (v instanceof ArrayBuffer) return "an ArrayBuffer (wrap it: new Uint8Array(buffer))";
   return typeof v === "object" ? `an object (${Object.prototype.toString.call(v).slice(8, -1)})` : `a ${typeof v}`;
+}
+
+/** A publish's message as the resend policy keeps it until confirmed (see ownedCopy). */
+export function resendCopy(exchange: string, routingKey: string, bytes: Uint8Array, properties: PublishProperties, o: PublishOptions): Resend {
+  const copy = ownedCopy(bytes, properties);
+  return { exchange, routingKey, body: copy.body, properties: copy.properties, mandatory: o.mandatory ?? false, immediate: o.immediate ?? false };
 }
