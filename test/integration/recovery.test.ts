@@ -288,6 +288,22 @@ describe("recovery after the network drops the connection", () => {
     expect((await ch.queueDeclare(queue, { passive: true })).messageCount).toBe(2);
   });
 
+  it("no false alarm: an event loop blocked for 0.8 × the heartbeat timeout leaves a healthy connection alone", async () => {
+    const { conn } = await through({ heartbeat: 2 });
+    const ch = await conn.openChannel();
+    const disconnects: unknown[] = [];
+    conn.on("disconnected", (e) => disconnects.push(e));
+    await sleep(1100); // the broker's heartbeats (every T/2 = 1 s) are flowing
+    const until = Date.now() + 1600;
+    while (Date.now() < until) {
+      // a synchronous stall: no timer, no socket read runs meanwhile
+    }
+    await sleep(800); // the dead-peer deadline passes now, with the broker's heartbeats waiting in the socket
+    expect(disconnects).toEqual([]);
+    expect(conn.state).toBe("open");
+    await ch.queueDeclare("", { exclusive: true });
+  });
+
   it("several hosts: connect skips one that refuses, and recovery fails over to another host, carrying on there", async () => {
     const queue = await namedQueue();
     const a = await startFaultProxy();
